@@ -1,0 +1,43 @@
+// oneDNN engine/stream singletons and the primitive implementation record.
+#include "kernels/cpu/dnnl_context.h"
+
+#include <mutex>
+#include <vector>
+
+#include "ddpm/kernels/dnnl_info.h"
+
+namespace ddpm::cpu {
+
+namespace {
+std::mutex records_mutex;
+std::vector<PrimitiveRecord>& records() {
+  static std::vector<PrimitiveRecord> r;
+  return r;
+}
+}  // namespace
+
+dnnl::engine& dnnl_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& dnnl_stream() {
+  static dnnl::stream stream(dnnl_engine());
+  return stream;
+}
+
+void record_primitive(const dnnl::primitive_desc_base& pd, const std::string& what) {
+  std::lock_guard<std::mutex> lock(records_mutex);
+  records().push_back({what, pd.impl_info_str()});
+}
+
+std::vector<PrimitiveRecord> created_primitives() {
+  std::lock_guard<std::mutex> lock(records_mutex);
+  return records();
+}
+
+bool is_reference_implementation(const std::string& implementation) {
+  return implementation.rfind("ref", 0) == 0;
+}
+
+}  // namespace ddpm::cpu
