@@ -10,6 +10,8 @@ namespace ddpm::cpu {
 
 namespace {
 std::mutex records_mutex;
+thread_local bool in_execute = false;
+
 std::vector<PrimitiveRecord>& records() {
   static std::vector<PrimitiveRecord> r;
   return r;
@@ -30,6 +32,19 @@ void record_primitive(const dnnl::primitive_desc_base& pd, const std::string& wh
   std::lock_guard<std::mutex> lock(records_mutex);
   records().push_back({what, pd.impl_info_str()});
 }
+
+void execute(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args) {
+  in_execute = true;
+  try {
+    primitive.execute(dnnl_stream(), args);
+  } catch (...) {
+    in_execute = false;
+    throw;
+  }
+  in_execute = false;
+}
+
+bool inside_dnnl_execute() { return in_execute; }
 
 std::vector<PrimitiveRecord> created_primitives() {
   std::lock_guard<std::mutex> lock(records_mutex);
