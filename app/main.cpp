@@ -1,16 +1,37 @@
-// ddpm: the command-line program.
+// ddpm: the command-line program. Each subcommand parses and validates its flags here and
+// calls the library; errors are printed as one message and give a non-zero exit status.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
 
+#include "bench_ops.h"
+
 int main(int argc, char** argv) {
   CLI::App app{"ddpm.cpp: Denoising Diffusion Probabilistic Models in C++"};
   app.require_subcommand(1);
+
+  CLI::App* bench = app.add_subcommand("bench", "Speed figures");
+  bench->require_subcommand(1);
+  ddpm::app::BenchOpsOptions ops_options;
+  CLI::App* ops = bench->add_subcommand("ops", "Time every U-Net op (forward and backward) at the models' shapes");
+  ops->add_option("--config", ops_options.configs, "fmnist-small, cifar10-ddpm (default: both)")
+      ->check(CLI::IsMember({"fmnist-small", "cifar10-ddpm"}));
+  ops->add_option("--precision", ops_options.precisions, "fp32, bf16 (default: both)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  ops->add_option("--threads", ops_options.threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  ops->add_option("--seconds", ops_options.seconds, "minimum timing window per measurement")->check(CLI::PositiveNumber);
+  ops->add_option("--filter", ops_options.filter, "only ops whose name contains this text");
+  ops->add_flag("--json", ops_options.json, "print one JSON object per measurement");
+
   try {
     app.parse(argc, argv);
+    if (ops->parsed()) return ddpm::app::run_bench_ops(ops_options);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ddpm: error: %s\n", e.what());
+    return 1;
   }
   return 0;
 }
