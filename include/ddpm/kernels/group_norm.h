@@ -1,0 +1,43 @@
+// Group normalisation with a per-channel affine, optionally fused with SiLU, on NHWC activations.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ddpm::cpu {
+
+struct GroupNormShape {
+  int64_t batch;
+  int64_t pixels;  // H*W
+  int64_t channels;
+  int64_t groups;  // must divide channels
+  float eps;
+};
+
+// Floats of scratch memory that group_norm_forward/backward need for this shape (per-chunk
+// partial sums and per-channel coefficients). It depends on the shape only, not on the number of
+// threads: the work is split the same way for any thread count, so results are bit-identical
+// whatever OMP_NUM_THREADS is. The workspace must be aligned for double (an Arena slot is).
+size_t group_norm_workspace_floats(const GroupNormShape& s);
+
+// PyTorch semantics: per (sample, group) over pixels x channels-of-the-group, biased variance,
+//   v = (x - mean) * rstd * gamma + beta,   rstd = 1 / sqrt(var + eps),
+//   y = fuse_silu ? v * sigmoid(v) : v.
+// x, y: [batch, pixels, channels]; gamma, beta: [channels]; mean, rstd: [batch, groups], written
+// for the backward pass. Statistics are accumulated in double, so the variance stays accurate when
+// the mean is large compared with the standard deviation.
+// Throws std::invalid_argument for an invalid shape or a workspace smaller than
+// group_norm_workspace_floats(s).
+void group_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma,
+                        const float* beta, const GroupNormShape& s, bool fuse_silu, float* workspace,
+                        size_t workspace_floats);
+
+// Gradients of the forward above. dx, dgamma, dbeta are overwritten (not accumulated). mean and
+// rstd are the forward's outputs; with fuse_silu the pre-SiLU value is recomputed from x, mean,
+// rstd, gamma and beta (nothing else needs saving). dx may alias dy.
+void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                         const float* mean, const float* rstd, const float* gamma, const float* beta,
+                         const GroupNormShape& s, bool fuse_silu, float* workspace,
+                         size_t workspace_floats);
+
+}  // namespace ddpm::cpu
