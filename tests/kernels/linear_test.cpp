@@ -2,6 +2,7 @@
 #include "ddpm/kernels/linear.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <iostream>
@@ -141,6 +142,22 @@ TEST(Linear, NullBiasAndSkippedGradients) {
     lin.backward(x.data(), dy.data(), nullptr, some.dweight.data(), nullptr);
     EXPECT_EQ(all.dweight, some.dweight) << precision_name(p);
   }
+}
+
+// Training resumes bit for bit only if the bias gradient, our own reduction, ignores the thread count.
+TEST(Linear, BiasGradientIndependentOfThreadCount) {
+  Linear lin(1000, 8, 40, Precision::fp32);
+  const auto x = test::random_normal(8000, 1), weight = test::random_normal(320, 2);
+  const auto dy = test::random_normal(40000, 3, 10.0f);
+  std::vector<float> dweight(320), db_one(40), db_many(40);
+  lin.set_weights(weight.data());
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  lin.backward(x.data(), dy.data(), nullptr, dweight.data(), db_one.data());
+  omp_set_num_threads(3);
+  lin.backward(x.data(), dy.data(), nullptr, dweight.data(), db_many.data());
+  omp_set_num_threads(threads);
+  EXPECT_EQ(db_one, db_many);
 }
 
 // The shapes of the real models: timestep-embedding MLP and per-block projections (rows = batch),

@@ -6,8 +6,6 @@
 // The bias gradient is a column sum of the fp32 dy, our own loop.
 #include "ddpm/kernels/linear.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -32,7 +30,6 @@ struct Linear::Impl {
   dnnl::memory x_user, y_user, dy_user, dyt_user, dx_user, dw_user, bias_user;
   dnnl::memory x_op, dy_op, dyt_op, wt_op, w_op;  // operands: the caller's buffers (fp32) or bf16 copies
   AlignedBuffer weights, x_bf16, dy_bf16, zero_bias, partial_sums;
-  int sum_threads = 1;
   SharedScratchpad scratchpad;
   DnnlArgs fwd_args, bwd_data_args, bwd_weights_args;
   bool weights_set = false;
@@ -53,31 +50,30 @@ struct Linear::Impl {
     }
   }
 
-  // dbias[j] = sum_r dy[r, j] in fp32: each thread sums a band of rows, then the bands are added.
+  // dbias[j] = sum_r dy[r, j] in fp32. Rows are cut into fixed bands summed in parallel, then the
+  // bands are added in order, so the result does not depend on the thread count.
+  static constexpr int64_t kBandRows = 256;
+  int64_t bands() const { return (rows + kBandRows - 1) / kBandRows; }
+
   void column_sums(float* dbias, const float* dy) {
     float* partial = partial_sums.as<float>();
-    const int threads = rows * out >= kParallelGrain ? sum_threads : 1;
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-      float* acc = partial + static_cast<int64_t>(t) * out;
+    const int64_t nb = bands();
+#pragma omp parallel for schedule(static) if (nb > 1 && rows * out >= kParallelGrain)
+    for (int64_t band = 0; band < nb; ++band) {
+      float* acc = partial + band * out;
       std::fill(acc, acc + out, 0.0f);
-      for (int64_t r = r0; r < r1; ++r) {
+      const int64_t r1 = std::min(rows, (band + 1) * kBandRows);
+      for (int64_t r = band * kBandRows; r < r1; ++r) {
         const float* row = dy + r * out;
 #pragma omp simd
         for (int64_t j = 0; j < out; ++j) acc[j] += row[j];
       }
-#pragma omp barrier
-#pragma omp single
-      {
-        std::memcpy(dbias, partial, static_cast<size_t>(out) * sizeof(float));
-        for (int u = 1; u < nt; ++u) {
-          const float* p = partial + static_cast<int64_t>(u) * out;
+    }
+    std::memcpy(dbias, partial, static_cast<size_t>(out) * sizeof(float));
+    for (int64_t band = 1; band < nb; ++band) {
+      const float* p = partial + band * out;
 #pragma omp simd
-          for (int64_t j = 0; j < out; ++j) dbias[j] += p[j];
-        }
-      }
+      for (int64_t j = 0; j < out; ++j) dbias[j] += p[j];
     }
   }
 };
@@ -135,8 +131,7 @@ Linear::Linear(int64_t rows, int64_t in_features, int64_t out_features, Precisio
       m.dy_op = m.dy_user;
       m.dyt_op = m.dyt_user;
     }
-    m.sum_threads = std::max(1, omp_get_max_threads());
-    m.partial_sums = AlignedBuffer(static_cast<size_t>(m.sum_threads) * static_cast<size_t>(o) * sizeof(float));
+    m.partial_sums = AlignedBuffer(static_cast<size_t>(m.bands()) * static_cast<size_t>(o) * sizeof(float));
 
     m.scratchpad.need(fwd_pd);
     m.scratchpad.need(bwd_data_pd);
