@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -53,8 +54,9 @@ Grads backward(const std::vector<float>& dy, const std::vector<float>& x, const 
 }
 
 std::string describe(const GroupNormShape& s, bool silu) {
-  return "B" + std::to_string(s.batch) + " P" + std::to_string(s.pixels) + " C" + std::to_string(s.channels) + " G" +
-         std::to_string(s.groups) + (silu ? " +silu" : "");
+  std::ostringstream out;  // (not operator+: GCC 12 raises a false -Wrestrict on "B" + std::string)
+  out << "B" << s.batch << " P" << s.pixels << " C" << s.channels << " G" << s.groups << (silu ? " +silu" : "");
+  return out.str();
 }
 
 // Batch 1 and 3, 5x7 images, 3 or 6 channels, groups of 1 and of several channels.

@@ -1,0 +1,29 @@
+// Channel concatenation forward (interleaving copies) and backward (the split), OpenMP-parallel
+// over pixels.
+#include "ddpm/kernels/concat.h"
+
+#include <algorithm>
+
+#include "kernels/cpu/vec_math.h"
+
+namespace ddpm::cpu {
+
+void concat_channels_forward(float* y, const float* a, int64_t ca, const float* b, int64_t cb, int64_t positions) {
+  const int64_t c = ca + cb;
+#pragma omp parallel for schedule(static) if (positions * c >= kParallelGrain)
+  for (int64_t p = 0; p < positions; ++p) {
+    std::copy_n(a + p * ca, ca, y + p * c);
+    std::copy_n(b + p * cb, cb, y + p * c + ca);
+  }
+}
+
+void concat_channels_backward(float* da, float* db, const float* dy, int64_t ca, int64_t cb, int64_t positions) {
+  const int64_t c = ca + cb;
+#pragma omp parallel for schedule(static) if (positions * c >= kParallelGrain)
+  for (int64_t p = 0; p < positions; ++p) {
+    std::copy_n(dy + p * c, ca, da + p * ca);
+    std::copy_n(dy + p * c + ca, cb, db + p * cb);
+  }
+}
+
+}  // namespace ddpm::cpu
