@@ -1,6 +1,7 @@
 // oneDNN engine/stream singletons and the primitive implementation record.
 #include "kernels/cpu/dnnl_context.h"
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -10,7 +11,8 @@ namespace ddpm::cpu {
 
 namespace {
 std::mutex records_mutex;
-thread_local bool in_execute = false;
+// Process-wide, not per thread: oneDNN's OpenMP workers allocate on other threads than ours.
+std::atomic<int> in_execute{0};
 
 std::vector<PrimitiveRecord>& records() {
   static std::vector<PrimitiveRecord> r;
@@ -34,17 +36,17 @@ void record_primitive(const dnnl::primitive_desc_base& pd, const std::string& wh
 }
 
 void execute(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args) {
-  in_execute = true;
+  in_execute.fetch_add(1);
   try {
     primitive.execute(dnnl_stream(), args);
   } catch (...) {
-    in_execute = false;
+    in_execute.fetch_sub(1);
     throw;
   }
-  in_execute = false;
+  in_execute.fetch_sub(1);
 }
 
-bool inside_dnnl_execute() { return in_execute; }
+bool inside_dnnl_execute() { return in_execute.load(std::memory_order_relaxed) > 0; }
 
 std::vector<PrimitiveRecord> created_primitives() {
   std::lock_guard<std::mutex> lock(records_mutex);

@@ -20,7 +20,7 @@ void record_primitive(const dnnl::primitive_desc_base& pd, const std::string& wh
 // that bookkeeping apart from allocations of ours (see inside_dnnl_execute()).
 void execute(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args);
 
-// True on this thread while execute() runs a primitive.
+// True, on any thread, while execute() runs a primitive (ops run one at a time).
 bool inside_dnnl_execute();
 
 }  // namespace ddpm::cpu
