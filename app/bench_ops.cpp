@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -145,13 +146,16 @@ OpCase group_norm_case(int64_t n, int64_t h, int64_t w, int64_t ch, int64_t grou
   float *x = buf->make(size), *y = buf->make(size), *dy = buf->make(size), *dx = buf->make(size);
   float *gamma = buf->make(ch), *beta = buf->make(ch), *dgamma = buf->make(ch), *dbeta = buf->make(ch);
   float *mean = buf->make(n * groups), *rstd = buf->make(n * groups);
+  const size_t ws_floats = cpu::group_norm_workspace_floats(s);
+  float* ws = buf->make(static_cast<int64_t>(ws_floats) + 16);
+  ws += (16 - (reinterpret_cast<uintptr_t>(ws) / 4) % 16) % 16;  // 64-byte aligned for doubles
   OpCase c;
   c.name = "group_norm+silu";
   c.shape = nhwc(n, h, w, ch) + " g" + std::to_string(groups);
   c.fwd_bytes = 2.0 * 4 * size;  // read x (twice: statistics, then normalise) counted once; write y
   c.bwd_bytes = 3.0 * 4 * size;  // read x, dy; write dx
-  c.forward = [=] { cpu::group_norm_forward(y, mean, rstd, x, gamma, beta, s, true); };
-  c.backward = [=] { cpu::group_norm_backward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, s, true); };
+  c.forward = [=] { cpu::group_norm_forward(y, mean, rstd, x, gamma, beta, s, true, ws, ws_floats); };
+  c.backward = [=] { cpu::group_norm_backward(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, s, true, ws, ws_floats); };
   c.state = buf;
   return c;
 }
@@ -190,7 +194,7 @@ std::vector<OpCase> memory_cases(int64_t n, int64_t h, int64_t w, int64_t ch, in
       [=] { cpu::upsample_nearest2x_backward(dx, dbig, n, h, w, ch); }, buf));
   cases.push_back(elementwise_case("concat", shape + " +" + std::to_string(ch), 2 * size, 0, 0,
       [=] { cpu::concat_channels_forward(cat, x, ch, other, ch, n * h * w); },
-      [=] { cpu::concat_channels_backward(dx, dy, dcat, ch, ch, n * h * w); }, buf));
+      [=] { cpu::concat_channels_backward(dx, other, dcat, ch, ch, n * h * w); }, buf));
   const int64_t rows = n * 256, cols = 256;
   float *s_in = buf->make(rows * cols), *s_out = buf->make(rows * cols), *s_d = buf->make(rows * cols);
   cases.push_back(elementwise_case("softmax", std::to_string(rows) + "x" + std::to_string(cols), rows * cols, 1, 2,

@@ -34,17 +34,17 @@ struct Product {
   int64_t batch, m, k, n;
   bool ta, tb;
   BatchedMatmul forward, grad_a, grad_b;
-  Product(int64_t batch_, int64_t m_, int64_t k_, int64_t n_, bool ta_, bool tb_, Precision p)
+  Product(int64_t batch_, int64_t m_, int64_t k_, int64_t n_, bool ta_, bool tb_, Precision p, float alpha)
       : batch(batch_), m(m_), k(k_), n(n_), ta(ta_), tb(tb_),
-        forward(batch, m, k, n, ta, tb, p),
-        grad_a(ta ? BatchedMatmul(batch, k, n, m, tb, true, p) : BatchedMatmul(batch, m, n, k, false, !tb, p)),
-        grad_b(tb ? BatchedMatmul(batch, n, m, k, true, ta, p) : BatchedMatmul(batch, k, m, n, !ta, false, p)) {}
+        forward(batch, m, k, n, ta, tb, p, alpha),
+        grad_a(ta ? BatchedMatmul(batch, k, n, m, tb, true, p, alpha) : BatchedMatmul(batch, m, n, k, false, !tb, p, alpha)),
+        grad_b(tb ? BatchedMatmul(batch, n, m, k, true, ta, p, alpha) : BatchedMatmul(batch, k, m, n, !ta, false, p, alpha)) {}
   size_t a_size() const { return static_cast<size_t>(batch * m * k); }
   size_t b_size() const { return static_cast<size_t>(batch * k * n); }
   size_t c_size() const { return static_cast<size_t>(batch * m * n); }
-  void backward(const float* a, const float* b, const float* dc, float* da, float* db, float alpha) {
-    if (ta) grad_a.run(b, dc, da, alpha); else grad_a.run(dc, b, da, alpha);
-    if (tb) grad_b.run(dc, a, db, alpha); else grad_b.run(a, dc, db, alpha);
+  void backward(const float* a, const float* b, const float* dc, float* da, float* db) {
+    if (ta) grad_a.run(b, dc, da); else grad_a.run(dc, b, da);
+    if (tb) grad_b.run(dc, a, db); else grad_b.run(a, dc, db);
   }
 };
 
@@ -72,13 +72,13 @@ TEST(BatchedMatmul, GradientMatchesFiniteDifferences) {
     for (bool ta : {false, true}) {
       for (bool tb : {false, true}) {
         const std::string what = "batched_matmul batch=" + std::to_string(batch) + " " + flags(ta, tb);
-        Product p(batch, 5, 7, 3, ta, tb, Precision::fp32);
+        Product p(batch, 5, 7, 3, ta, tb, Precision::fp32, alpha);
         auto a = test::random_normal(p.a_size(), ++seed), b = test::random_normal(p.b_size(), ++seed);
         const auto dc = test::random_normal(p.c_size(), ++seed);
         std::vector<float> c(p.c_size()), da(p.a_size(), kNaN), db(p.b_size(), kNaN);
-        p.backward(a.data(), b.data(), dc.data(), da.data(), db.data(), alpha);
+        p.backward(a.data(), b.data(), dc.data(), da.data(), db.data());
         const auto loss = [&] {
-          p.forward.run(a.data(), b.data(), c.data(), alpha);
+          p.forward.run(a.data(), b.data(), c.data());
           return test::weighted_sum(c.data(), dc.data(), c.size());
         };
         test::expect_gradient(a, da, loss, opt, what + " dA");
@@ -108,10 +108,10 @@ RefCase load(const test::ReferenceCase& rc) {
 TEST(BatchedMatmul, MatchesPyTorch) {
   for (const auto& rc : test::reference_cases("batched_matmul")) {
     const RefCase r = load(rc);
-    Product p(r.batch, r.m, r.k, r.n, r.ta, r.tb, Precision::fp32);
+    Product p(r.batch, r.m, r.k, r.n, r.ta, r.tb, Precision::fp32, r.alpha);
     std::vector<float> c(p.c_size(), kNaN), da(p.a_size(), kNaN), db(p.b_size(), kNaN);
-    p.forward.run(r.a.data(), r.b.data(), c.data(), r.alpha);
-    p.backward(r.a.data(), r.b.data(), r.dc.data(), da.data(), db.data(), r.alpha);
+    p.forward.run(r.a.data(), r.b.data(), c.data());
+    p.backward(r.a.data(), r.b.data(), r.dc.data(), da.data(), db.data());
     test::expect_close(c, r.c, 1e-5, 1e-7 * static_cast<double>(r.k) + 1e-6, rc.name + " C");
     test::expect_close(da, r.da, 1e-5, 1e-7 * static_cast<double>(r.n) + 1e-6, rc.name + " dA");
     test::expect_close(db, r.db, 1e-5, 1e-7 * static_cast<double>(r.m) + 1e-6, rc.name + " dB");
@@ -122,10 +122,10 @@ TEST(BatchedMatmul, MatchesPyTorch) {
 TEST(BatchedMatmul, Bf16MatchesFp32) {
   for (const auto& rc : test::reference_cases("batched_matmul")) {
     const RefCase r = load(rc);
-    Product p(r.batch, r.m, r.k, r.n, r.ta, r.tb, Precision::bf16);
+    Product p(r.batch, r.m, r.k, r.n, r.ta, r.tb, Precision::bf16, r.alpha);
     std::vector<float> c(p.c_size(), kNaN), da(p.a_size(), kNaN), db(p.b_size(), kNaN);
-    p.forward.run(r.a.data(), r.b.data(), c.data(), r.alpha);
-    p.backward(r.a.data(), r.b.data(), r.dc.data(), da.data(), db.data(), r.alpha);
+    p.forward.run(r.a.data(), r.b.data(), c.data());
+    p.backward(r.a.data(), r.b.data(), r.dc.data(), da.data(), db.data());
     EXPECT_LT(relative_norm_error(c, r.c), 1e-2) << rc.name << " C";
     EXPECT_LT(relative_norm_error(da, r.da), 1e-2) << rc.name << " dA";
     EXPECT_LT(relative_norm_error(db, r.db), 1e-2) << rc.name << " dB";
@@ -133,14 +133,14 @@ TEST(BatchedMatmul, Bf16MatchesFp32) {
   }
 }
 
-// alpha is a runtime scale: changing it between calls takes effect, with the same primitive.
-TEST(BatchedMatmul, AlphaChangesBetweenCalls) {
+// alpha is a constant output scale: alpha = 0.5 halves the product exactly.
+TEST(BatchedMatmul, AlphaScalesTheProduct) {
   for (Precision prec : {Precision::fp32, Precision::bf16}) {
-    BatchedMatmul mm(2, 4, 6, 5, false, true, prec);
+    BatchedMatmul plain(2, 4, 6, 5, false, true, prec), half(2, 4, 6, 5, false, true, prec, 0.5f);
     const auto a = test::random_normal(2 * 4 * 6, 1), b = test::random_normal(2 * 5 * 6, 2);
     std::vector<float> c1(40), c2(40);
-    mm.run(a.data(), b.data(), c1.data());
-    mm.run(a.data(), b.data(), c2.data(), 0.5f);
+    plain.run(a.data(), b.data(), c1.data());
+    half.run(a.data(), b.data(), c2.data());
     for (size_t i = 0; i < c1.size(); ++i) EXPECT_EQ(c2[i], 0.5f * c1[i]) << precision_name(prec) << " [" << i << "]";
   }
 }
@@ -154,14 +154,14 @@ TEST(BatchedMatmul, RealModelShapesUseNoReferenceKernels) {
       for (bool ta : {false, true}) {
         for (bool tb : {false, true}) {
           // q k^T is (positions, channels, positions, B^T); P v is (positions, positions, channels).
-          Product qk(batch, positions, channels, positions, ta, tb, prec);
-          Product pv(batch, positions, positions, channels, ta, tb, prec);
+          Product qk(batch, positions, channels, positions, ta, tb, prec, 1.0f);
+          Product pv(batch, positions, positions, channels, ta, tb, prec, 1.0f);
           for (Product* p : {&qk, &pv}) {
             const auto a = test::random_normal(p->a_size(), 1), b = test::random_normal(p->b_size(), 2);
             const auto dc = test::random_normal(p->c_size(), 3);
             std::vector<float> c(p->c_size()), da(p->a_size()), db(p->b_size());
-            p->forward.run(a.data(), b.data(), c.data(), 0.0625f);
-            p->backward(a.data(), b.data(), dc.data(), da.data(), db.data(), 0.0625f);
+            p->forward.run(a.data(), b.data(), c.data());
+            p->backward(a.data(), b.data(), dc.data(), da.data(), db.data());
           }
         }
       }

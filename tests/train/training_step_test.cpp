@@ -3,8 +3,10 @@
 // a training step allocates nothing on the heap after the first, and it learns a fixed batch.
 #include <gtest/gtest.h>
 
+#include <execinfo.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -30,15 +32,25 @@
 namespace {
 std::atomic<bool> counting{false};
 std::atomic<long> ours{0}, in_dnnl{0}, dnnl_max_bytes{0};
+void trace() {
+  static thread_local bool tracing = false;  // backtrace() may allocate itself
+  if (tracing || !std::getenv("DDPM_TRACE_ALLOCATIONS")) return;
+  tracing = true;
+  void* frames[32];
+  backtrace_symbols_fd(frames, backtrace(frames, 32), 2);
+  tracing = false;
+}
+
 void note(size_t bytes) {
   if (!counting.load(std::memory_order_relaxed)) return;
   if (ddpm::cpu::inside_dnnl_execute()) {
+    if (bytes > 4096) trace();
     in_dnnl.fetch_add(1);
     long prev = dnnl_max_bytes.load();
     while (static_cast<long>(bytes) > prev && !dnnl_max_bytes.compare_exchange_weak(prev, static_cast<long>(bytes))) {
     }
   } else {
-    ours.fetch_add(1);
+    if (ours.fetch_add(1) < 3) trace();
   }
 }
 }  // namespace
@@ -128,6 +140,9 @@ struct Net {
   Arena::Slot up = arena.reserve({B, P, C}), u = arena.reserve({B, P, C}), cat = arena.reserve({B, P, 2 * C});
   Arena::Slot h3 = arena.reserve({B, P, C}), o = arena.reserve({B, P, C}), out = arena.reserve({B, P, IMG});
   Arena::Slot stats = arena.reserve({8, B * GROUPS});  // mean/rstd of the four norms
+  size_t gn_ws_floats = std::max(cpu::group_norm_workspace_floats(norm1.shape),
+                                 cpu::group_norm_workspace_floats(norm_attn.shape));
+  Arena::Slot gn_ws = arena.reserve({static_cast<int64_t>(gn_ws_floats)});
   // gradients
   Arena::Slot g_out = arena.reserve({B, P, IMG}), g_o = arena.reserve({B, P, C}), g_h3 = arena.reserve({B, P, C});
   Arena::Slot g_cat = arena.reserve({B, P, 2 * C}), g_u = arena.reserve({B, P, C}), g_up = arena.reserve({B, P, C});
@@ -176,23 +191,23 @@ struct Net {
     temb2.forward(p(e1s), w(temb2_b), p(tproj));
     // ResNet block
     conv_in.op.forward(p(x), w(conv_in.b), p(h0));
-    cpu::group_norm_forward(p(a1), mean(0), rstd(0), p(h0), w(norm1.gamma), w(norm1.beta), norm1.shape, true);
+    cpu::group_norm_forward(p(a1), mean(0), rstd(0), p(h0), w(norm1.gamma), w(norm1.beta), norm1.shape, true, p(gn_ws), gn_ws_floats);
     conv1.op.forward(p(a1), w(conv1.b), p(c1));
     cpu::add_channel_bias_forward(p(c1), p(tproj), B, P, C);
-    cpu::group_norm_forward(p(a2), mean(1), rstd(1), p(c1), w(norm2.gamma), w(norm2.beta), norm2.shape, true);
+    cpu::group_norm_forward(p(a2), mean(1), rstd(1), p(c1), w(norm2.gamma), w(norm2.beta), norm2.shape, true, p(gn_ws), gn_ws_floats);
     const uint64_t seed = 1000 + static_cast<uint64_t>(step_number);
     cpu::dropout_forward(p(d2), p(a2), B * P * C, 0.1f, seed);
     conv2.op.forward(p(d2), w(conv2.b), p(h1));
     cpu::add_inplace(p(h1), p(h0), B * P * C);
     // down, attention, up
     down.op.forward(p(h1), w(down.b), p(dn));
-    cpu::group_norm_forward(p(n3), mean(2), rstd(2), p(dn), w(norm_attn.gamma), w(norm_attn.beta), norm_attn.shape, false);
+    cpu::group_norm_forward(p(n3), mean(2), rstd(2), p(dn), w(norm_attn.gamma), w(norm_attn.beta), norm_attn.shape, false, p(gn_ws), gn_ws_floats);
     attn.forward(p(n3), p(dn), p(h2));
     cpu::upsample_nearest2x_forward(p(up), p(h2), B, H / 2, W / 2, C);
     up_conv.op.forward(p(up), w(up_conv.b), p(u));
     cpu::concat_channels_forward(p(cat), p(u), C, p(h1), C, B * P);
     shortcut.op.forward(p(cat), w(shortcut.b), p(h3));
-    cpu::group_norm_forward(p(o), mean(3), rstd(3), p(h3), w(norm_out.gamma), w(norm_out.beta), norm_out.shape, true);
+    cpu::group_norm_forward(p(o), mean(3), rstd(3), p(h3), w(norm_out.gamma), w(norm_out.beta), norm_out.shape, true, p(gn_ws), gn_ws_floats);
     conv_out.op.forward(p(o), w(conv_out.b), p(out));
     const double loss = cpu::mse_forward(p(out), p(target), B * P * IMG);
 
@@ -200,25 +215,25 @@ struct Net {
     cpu::mse_backward(p(g_out), p(out), p(target), B * P * IMG);
     conv_out.op.backward(p(o), p(g_out), p(g_o), g(conv_out.w), g(conv_out.b));
     cpu::group_norm_backward(p(g_h3), g(norm_out.gamma), g(norm_out.beta), p(g_o), p(h3), mean(3), rstd(3),
-                             w(norm_out.gamma), w(norm_out.beta), norm_out.shape, true);
+                             w(norm_out.gamma), w(norm_out.beta), norm_out.shape, true, p(gn_ws), gn_ws_floats);
     shortcut.op.backward(p(cat), p(g_h3), p(g_cat), g(shortcut.w), g(shortcut.b));
     cpu::concat_channels_backward(p(g_u), p(g_h1), p(g_cat), C, C, B * P);
     up_conv.op.backward(p(up), p(g_u), p(g_up), g(up_conv.w), g(up_conv.b));
     cpu::upsample_nearest2x_backward(p(g_h2), p(g_up), B, H / 2, W / 2, C);
     attn.backward(p(g_h2), p(g_n3), g(attn_p));
     cpu::group_norm_backward(p(g_dn), g(norm_attn.gamma), g(norm_attn.beta), p(g_n3), p(dn), mean(2), rstd(2),
-                             w(norm_attn.gamma), w(norm_attn.beta), norm_attn.shape, false);
+                             w(norm_attn.gamma), w(norm_attn.beta), norm_attn.shape, false, p(gn_ws), gn_ws_floats);
     cpu::add_inplace(p(g_dn), p(g_h2), B * P2 * C);  // attention residual
     down.op.backward(p(h1), p(g_dn), p(g_tmp), g(down.w), g(down.b));
     cpu::add_inplace(p(g_h1), p(g_tmp), B * P * C);
     conv2.op.backward(p(d2), p(g_h1), p(g_d2), g(conv2.w), g(conv2.b));
     cpu::dropout_backward(p(g_d2), p(g_d2), B * P * C, 0.1f, seed);
     cpu::group_norm_backward(p(g_c1), g(norm2.gamma), g(norm2.beta), p(g_d2), p(c1), mean(1), rstd(1),
-                             w(norm2.gamma), w(norm2.beta), norm2.shape, true);
+                             w(norm2.gamma), w(norm2.beta), norm2.shape, true, p(gn_ws), gn_ws_floats);
     cpu::add_channel_bias_backward(p(g_tproj), p(g_c1), B, P, C);
     conv1.op.backward(p(a1), p(g_c1), p(g_a1), g(conv1.w), g(conv1.b));
     cpu::group_norm_backward(p(g_h0), g(norm1.gamma), g(norm1.beta), p(g_a1), p(h0), mean(0), rstd(0),
-                             w(norm1.gamma), w(norm1.beta), norm1.shape, true);
+                             w(norm1.gamma), w(norm1.beta), norm1.shape, true, p(gn_ws), gn_ws_floats);
     cpu::add_inplace(p(g_h0), p(g_h1), B * P * C);  // block residual
     conv_in.op.backward(p(x), p(g_h0), p(g_x), g(conv_in.w), g(conv_in.b));
     temb2.backward(p(e1s), p(g_tproj), p(g_e1s), g(temb2_w), g(temb2_b));

@@ -41,7 +41,8 @@ class Attention {
   BatchedMatmul grad_values_;   // dv = P^T dA
   BatchedMatmul grad_queries_;  // dq = dS k
   BatchedMatmul grad_keys_;     // dk = dS^T q
-  const float* input_ = nullptr;  // x of the last forward
+  const float* params_ = nullptr;  // set_weights() pointer, for the biases
+  const float* input_ = nullptr;   // x of the last forward
   Arena arena_;
   Arena::Slot q_, k_, v_, probs_, mixed_, dmixed_, dprobs_, dq_, dk_, dv_, dx_part_;
 };

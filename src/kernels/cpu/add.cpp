@@ -36,8 +36,8 @@ constexpr int64_t kChannelBlock = 256;
 
 void add_channel_bias_forward(float* y, const float* bias, int64_t batch, int64_t pixels, int64_t channels) {
   const int64_t rows = batch * pixels;
-#pragma omp parallel for schedule(static) if (rows * channels >= kParallelGrain)
-  for (int64_t r = 0; r < rows; ++r) add_row(y + r * channels, bias + (r / pixels) * channels, channels);
+  parallel_for(rows, rows * channels >= kParallelGrain,
+               [&](int64_t r) { add_row(y + r * channels, bias + (r / pixels) * channels, channels); });
 }
 
 void add_channel_bias_backward(float* dbias, const float* dy, int64_t batch, int64_t pixels, int64_t channels) {
@@ -45,8 +45,7 @@ void add_channel_bias_backward(float* dbias, const float* dy, int64_t batch, int
   // whatever the thread count.
   const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
   const int64_t tasks = batch * blocks;
-#pragma omp parallel for schedule(static) if (batch * pixels * channels >= kParallelGrain)
-  for (int64_t task = 0; task < tasks; ++task) {
+  parallel_for(tasks, batch * pixels * channels >= kParallelGrain, [&](int64_t task) {
     const int64_t n = task / blocks;
     const int64_t c0 = (task % blocks) * kChannelBlock;
     const int64_t width = std::min(kChannelBlock, channels - c0);
@@ -57,7 +56,7 @@ void add_channel_bias_backward(float* dbias, const float* dy, int64_t batch, int
       for (int64_t c = 0; c < width; ++c) acc[c] += src[c];
     float* dst = dbias + n * channels + c0;
     for (int64_t c = 0; c < width; ++c) dst[c] = static_cast<float>(acc[c]);
-  }
+  });
 }
 
 }  // namespace ddpm::cpu

@@ -1,5 +1,5 @@
 // Batched matrix product on oneDNN matmul: transposed operands are strided views of the caller's
-// row-major buffers, and alpha is a runtime output scale, so one primitive serves every call.
+// row-major buffers; alpha is a constant output scale (none at all when it is 1).
 #include "ddpm/kernels/batched_matmul.h"
 
 #include <stdexcept>
@@ -19,14 +19,14 @@ struct BatchedMatmul::Impl {
   Precision precision;
   std::string name;
   dnnl::matmul product;
-  dnnl::memory a_user, b_user, c_user, a_op, b_op, scale;
-  AlignedBuffer a_bf16, b_bf16, scale_value;
+  dnnl::memory a_user, b_user, c_user, a_op, b_op;
+  AlignedBuffer a_bf16, b_bf16;
   SharedScratchpad scratchpad;
   DnnlArgs args;
 };
 
 BatchedMatmul::BatchedMatmul(int64_t batch, int64_t m, int64_t k, int64_t n, bool transpose_a, bool transpose_b,
-                             Precision precision)
+                             Precision precision, float alpha)
     : impl_(std::make_unique<Impl>()) {
   Impl& p = *impl_;
   p.batch = batch, p.m = m, p.k = k, p.n = n, p.precision = precision;
@@ -43,7 +43,7 @@ BatchedMatmul::BatchedMatmul(int64_t batch, int64_t m, int64_t k, int64_t n, boo
   const dnnl::memory::desc c_md({batch, m, n}, dt::f32, {m * n, n, 1});
   try {
     dnnl::primitive_attr attr = user_scratchpad_attr();
-    attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+    if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, dnnl_engine());
     record_primitive(pd, p.name);
     p.product = dnnl::matmul(pd);
@@ -60,14 +60,11 @@ BatchedMatmul::BatchedMatmul(int64_t batch, int64_t m, int64_t k, int64_t n, boo
       p.a_op = p.a_user;
       p.b_op = p.b_user;
     }
-    p.scale_value = AlignedBuffer(sizeof(float));
-    p.scale = dnnl::memory(dnnl::memory::desc({1}, dt::f32, {1}), dnnl_engine(), p.scale_value.data());
     p.scratchpad.need(pd);
     p.scratchpad.allocate();
     p.args = {{DNNL_ARG_SRC, p.a_op},
               {DNNL_ARG_WEIGHTS, p.b_op},
-              {DNNL_ARG_DST, p.c_user},
-              {DNNL_ARG_ATTR_OUTPUT_SCALES, p.scale}};
+              {DNNL_ARG_DST, p.c_user}};
     p.scratchpad.bind(pd, p.args);
   } catch (const dnnl::error& e) {
     throw_dnnl_error(e, p.name);
@@ -84,7 +81,7 @@ double BatchedMatmul::flops() const {
          static_cast<double>(p.n);
 }
 
-void BatchedMatmul::run(const float* a, const float* b, float* c, float alpha) {
+void BatchedMatmul::run(const float* a, const float* b, float* c) {
   Impl& p = *impl_;
   if (!a || !b || !c) throw std::invalid_argument(p.name + ": run needs a, b and c buffers");
   if (p.precision == Precision::bf16) {
@@ -95,7 +92,6 @@ void BatchedMatmul::run(const float* a, const float* b, float* c, float alpha) {
     p.b_user.set_data_handle(const_cast<float*>(b));
   }
   p.c_user.set_data_handle(c);
-  *p.scale_value.as<float>() = alpha;
   execute(p.product, p.args);
 }
 

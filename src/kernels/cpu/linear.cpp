@@ -58,8 +58,7 @@ struct Linear::Impl {
   void column_sums(float* dbias, const float* dy) {
     float* partial = partial_sums.as<float>();
     const int64_t nb = bands();
-#pragma omp parallel for schedule(static) if (nb > 1 && rows * out >= kParallelGrain)
-    for (int64_t band = 0; band < nb; ++band) {
+    parallel_for(nb, rows * out >= kParallelGrain, [&](int64_t band) {
       float* acc = partial + band * out;
       std::fill(acc, acc + out, 0.0f);
       const int64_t r1 = std::min(rows, (band + 1) * kBandRows);
@@ -68,7 +67,7 @@ struct Linear::Impl {
 #pragma omp simd
         for (int64_t j = 0; j < out; ++j) acc[j] += row[j];
       }
-    }
+    });
     std::memcpy(dbias, partial, static_cast<size_t>(out) * sizeof(float));
     for (int64_t band = 1; band < nb; ++band) {
       const float* p = partial + band * out;

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cpu/parallel.h"
+
 namespace ddpm::cpu::detail {
 
 inline constexpr int64_t kSumLanes = 16;         // independent double accumulators per block
@@ -34,8 +36,8 @@ double deterministic_sum(int64_t n, const Term& term) {
   block = (block + kSumLanes - 1) / kSumLanes * kSumLanes;
   const int64_t blocks = (n + block - 1) / block;  // <= kSumMaxBlocks
   double partial[kSumMaxBlocks];
-#pragma omp parallel for schedule(static) if (blocks > 1)
-  for (int64_t b = 0; b < blocks; ++b) partial[b] = block_sum(b * block, std::min(n, (b + 1) * block), term);
+  parallel_for(blocks, blocks > 1,
+               [&](int64_t b) { partial[b] = block_sum(b * block, std::min(n, (b + 1) * block), term); });
   double sum = 0.0;
   for (int64_t b = 0; b < blocks; ++b) sum += partial[b];
   return sum;
