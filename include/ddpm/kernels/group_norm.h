@@ -24,8 +24,9 @@ size_t group_norm_workspace_floats(const GroupNormShape& s);
 //   v = (x - mean) * rstd * gamma + beta,   rstd = 1 / sqrt(var + eps),
 //   y = fuse_silu ? v * sigmoid(v) : v.
 // x, y: [batch, pixels, channels]; gamma, beta: [channels]; mean, rstd: [batch, groups], written
-// for the backward pass. Statistics are accumulated in double, so the variance stays accurate when
-// the mean is large compared with the standard deviation.
+// for the backward pass. Statistics use the two-pass method per chunk of pixels (fp32, shifted by the
+// chunk's mean) and combine the chunks in double, so the variance stays accurate when the mean is
+// large compared with the standard deviation.
 // Throws std::invalid_argument for an invalid shape or a workspace smaller than
 // group_norm_workspace_floats(s).
 void group_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma,
@@ -34,7 +35,7 @@ void group_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
 
 // Gradients of the forward above. dx, dgamma, dbeta are overwritten (not accumulated). mean and
 // rstd are the forward's outputs; with fuse_silu the pre-SiLU value is recomputed from x, mean,
-// rstd, gamma and beta (nothing else needs saving). dx may alias dy.
+// rstd, gamma and beta (nothing else needs saving); dx serves as scratch for it. dx may alias dy.
 void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                          const float* mean, const float* rstd, const float* gamma, const float* beta,
                          const GroupNormShape& s, bool fuse_silu, float* workspace,

@@ -5,7 +5,8 @@
 // vectorise. Per-chunk, per-channel partial sums go to the caller's workspace and are reduced per
 // group in a fixed order, so results do not depend on the thread count. Samples are processed in
 // steps of about kStepElems values, so that the second pass over a step (normalise / dx) finds its
-// data still in cache.
+// data still in cache. With SiLU the backward stores dv = dL/d(pre-activation) in dx between its two
+// passes, so each element costs one exp, not two.
 #include "ddpm/kernels/group_norm.h"
 
 #include <algorithm>
@@ -38,8 +39,9 @@ Plan make_plan(const GroupNormShape& s) {
   return p;
 }
 
-// Workspace layout, in floats: [2C doubles: dbeta, dgamma accumulators]
-// [slots x 2C doubles: per-chunk partial sums] [step_samples x 5C floats: per-channel coefficients].
+// Workspace layout, in floats: [2C doubles: the backward's dbeta, dgamma accumulators]
+// [slots x 4C floats: per-chunk partial sums (forward 3C, backward 2C)]
+// [step_samples x 5C floats: per-channel coefficients (forward 2C, backward 5C)].
 size_t workspace_floats_for(const GroupNormShape& s, const Plan& p) {
   const auto c = static_cast<size_t>(s.channels);
   return 4 * c + static_cast<size_t>(p.slots()) * 4 * c + static_cast<size_t>(p.step_samples) * 5 * c;
@@ -66,18 +68,37 @@ void validate(const GroupNormShape& s, const float* workspace, size_t workspace_
 
 inline float sigmoid1(float v) { return 1.0f / (1.0f + std::exp(-v)); }
 
-// Per-channel sum and sum of squares over `rows` pixel rows, in double: a float's square is exact
-// in double and 53 bits leave room for E[x^2] - E[x]^2 to cancel when |mean| >> std.
-void channel_sums(double* sum, const float* x, int64_t rows, int64_t channels) {
-  double* sq = sum + channels;
-  std::fill(sum, sum + 2 * channels, 0.0);
+// Per-channel statistics of one chunk (at most kMaxChunkPixels rows), by the two-pass method on
+// data that is still in L1: shift = the chunk's fp32 mean (approximate is enough), then the sum and
+// the sum of squares of x - shift, which are of the order of the standard deviation however large
+// the mean is. The group statistics combine chunks in double (group_stats). Converting to double
+// here instead costs 3x in this memory-bound loop.
+void chunk_stats(float* stats, const float* x, int64_t rows, int64_t channels) {
+  float* shift = stats;
+  float* sum = stats + channels;
+  float* sq = stats + 2 * channels;
+  std::fill(stats, stats + 3 * channels, 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * channels;
-#pragma omp simd
-    for (int64_t c = 0; c < channels; ++c) {
-      const double v = xr[c];
-      sum[c] += v;
-      sq[c] += v * v;
+    int64_t c = 0;
+    for (; c + kVec <= channels; c += kVec)
+      (VecF::load_unaligned(shift + c) + VecF::load_unaligned(xr + c)).store_unaligned(shift + c);
+    for (; c < channels; ++c) shift[c] += xr[c];
+  }
+  const float inv_rows = 1.0f / static_cast<float>(rows);
+  for (int64_t c = 0; c < channels; ++c) shift[c] *= inv_rows;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * channels;
+    int64_t c = 0;
+    for (; c + kVec <= channels; c += kVec) {
+      const VecF d = VecF::load_unaligned(xr + c) - VecF::load_unaligned(shift + c);
+      (VecF::load_unaligned(sum + c) + d).store_unaligned(sum + c);
+      xsimd::fma(d, d, VecF::load_unaligned(sq + c)).store_unaligned(sq + c);
+    }
+    for (; c < channels; ++c) {
+      const float d = xr[c] - shift[c];
+      sum[c] += d;
+      sq[c] += d * d;
     }
   }
 }
@@ -104,50 +125,46 @@ void normalize_rows(float* y, const float* x, const float* mu, const float* a, c
   }
 }
 
-// dL/dv given dL/dy, where v is the pre-activation: with SiLU, dy * s * (1 + v * (1 - s)).
-template <bool Silu>
+// dL/dv given dL/dy through SiLU: dy * s * (1 + v * (1 - s)), s = sigmoid(v).
 inline VecF pre_activation_grad(VecF dy, VecF v) {
-  if constexpr (Silu) {
-    const VecF s = sigmoid(v);
-    return dy * s * (VecF(1.0f) + v * (VecF(1.0f) - s));
-  } else {
-    (void)v;
-    return dy;
-  }
+  const VecF s = sigmoid(v);
+  return dy * s * (VecF(1.0f) + v * (VecF(1.0f) - s));
 }
-template <bool Silu>
 inline float pre_activation_grad(float dy, float v) {
-  if constexpr (Silu) {
-    const float s = sigmoid1(v);
-    return dy * s * (1.0f + v * (1.0f - s));
-  } else {
-    (void)v;
-    return dy;
-  }
+  const float s = sigmoid1(v);
+  return dy * s * (1.0f + v * (1.0f - s));
 }
 
 // Per-channel sums of dv and dv * xhat over `rows` rows (fp32 over at most kMaxChunkPixels terms;
-// the chunks are combined in double).
+// the chunks are combined in double). With SiLU, dv (one exp per element) is also stored in dv_out,
+// for backward_rows to read instead of recomputing it.
 template <bool Silu>
-void backward_partials(float* s1, const float* dy, const float* x, const float* mu, const float* sig,
-                       const float* gamma, const float* beta, int64_t rows, int64_t channels) {
+void backward_partials(float* s1, float* dv_out, const float* dy, const float* x, const float* mu,
+                       const float* sig, const float* gamma, const float* beta, int64_t rows, int64_t channels) {
   float* s2 = s1 + channels;
   std::fill(s1, s1 + 2 * channels, 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * channels;
     const float* dyr = dy + r * channels;
+    float* dvr = dv_out + r * channels;
     int64_t c = 0;
     for (; c + kVec <= channels; c += kVec) {
       const VecF xh = (VecF::load_unaligned(xr + c) - VecF::load_unaligned(mu + c)) * VecF::load_unaligned(sig + c);
-      VecF v(0.0f);
-      if constexpr (Silu) v = xsimd::fma(xh, VecF::load_unaligned(gamma + c), VecF::load_unaligned(beta + c));
-      const VecF dv = pre_activation_grad<Silu>(VecF::load_unaligned(dyr + c), v);
+      VecF dv = VecF::load_unaligned(dyr + c);
+      if constexpr (Silu) {
+        dv = pre_activation_grad(dv, xsimd::fma(xh, VecF::load_unaligned(gamma + c), VecF::load_unaligned(beta + c)));
+        dv.store_unaligned(dvr + c);
+      }
       (VecF::load_unaligned(s1 + c) + dv).store_unaligned(s1 + c);
       xsimd::fma(dv, xh, VecF::load_unaligned(s2 + c)).store_unaligned(s2 + c);
     }
     for (; c < channels; ++c) {
       const float xh = (xr[c] - mu[c]) * sig[c];
-      const float dv = pre_activation_grad<Silu>(dyr[c], xh * gamma[c] + beta[c]);
+      float dv = dyr[c];
+      if constexpr (Silu) {
+        dv = pre_activation_grad(dv, xh * gamma[c] + beta[c]);
+        dvr[c] = dv;
+      }
       s1[c] += dv;
       s2[c] += dv * xh;
     }
@@ -155,33 +172,21 @@ void backward_partials(float* s1, const float* dy, const float* x, const float* 
 }
 
 // dx = dv * (rstd * gamma) + (x - mean) * kb + kc, with per-(sample, group) kb = -rstd^2 * mean(dxhat
-// * xhat) and kc = -rstd * mean(dxhat), dxhat = dv * gamma.
-template <bool Silu>
-void backward_rows(float* dx, const float* dy, const float* x, const float* mu, const float* sig,
-                   const float* ka, const float* kb, const float* kc, const float* gamma, const float* beta,
-                   int64_t rows, int64_t channels) {
+// * xhat) and kc = -rstd * mean(dxhat), dxhat = dv * gamma. dv may alias dx.
+void backward_rows(float* dx, const float* dv, const float* x, const float* mu, const float* ka, const float* kb,
+                   const float* kc, int64_t rows, int64_t channels) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * channels;
-    const float* dyr = dy + r * channels;
+    const float* dvr = dv + r * channels;
     float* dxr = dx + r * channels;
     int64_t c = 0;
     for (; c + kVec <= channels; c += kVec) {
       const VecF d = VecF::load_unaligned(xr + c) - VecF::load_unaligned(mu + c);
-      VecF v(0.0f);
-      if constexpr (Silu) {
-        const VecF xh = d * VecF::load_unaligned(sig + c);
-        v = xsimd::fma(xh, VecF::load_unaligned(gamma + c), VecF::load_unaligned(beta + c));
-      }
-      const VecF dv = pre_activation_grad<Silu>(VecF::load_unaligned(dyr + c), v);
-      const VecF g = xsimd::fma(dv, VecF::load_unaligned(ka + c),
+      const VecF g = xsimd::fma(VecF::load_unaligned(dvr + c), VecF::load_unaligned(ka + c),
                                 xsimd::fma(d, VecF::load_unaligned(kb + c), VecF::load_unaligned(kc + c)));
       g.store_unaligned(dxr + c);
     }
-    for (; c < channels; ++c) {
-      const float d = xr[c] - mu[c];
-      const float dv = pre_activation_grad<Silu>(dyr[c], d * sig[c] * gamma[c] + beta[c]);
-      dxr[c] = dv * ka[c] + (d * kb[c] + kc[c]);
-    }
+    for (; c < channels; ++c) dxr[c] = dvr[c] * ka[c] + ((xr[c] - mu[c]) * kb[c] + kc[c]);
   }
 }
 
@@ -190,7 +195,7 @@ void forward_impl(float* y, float* mean, float* rstd, const float* x, const floa
                   const GroupNormShape& s, float* workspace) {
   const Plan pl = make_plan(s);
   const int64_t B = s.batch, P = s.pixels, C = s.channels, G = s.groups, cpg = C / G;
-  double* part = reinterpret_cast<double*>(workspace) + 2 * C;
+  float* part = workspace + 4 * C;
   float* coef = workspace + 4 * C + pl.slots() * 4 * C;
   const double n = static_cast<double>(P * cpg);
 
@@ -203,22 +208,30 @@ void forward_impl(float* y, float* mean, float* rstd, const float* x, const floa
     for (int64_t it = 0; it < items; ++it) {
       const int64_t b = b0 + it / pl.chunks, p0 = (it % pl.chunks) * pl.chunk_pixels;
       const int64_t rows = std::min(pl.chunk_pixels, P - p0);
-      channel_sums(part + it * 2 * C, x + (b * P + p0) * C, rows, C);
+      chunk_stats(part + it * 4 * C, x + (b * P + p0) * C, rows, C);
     }
 
 #pragma omp for schedule(static)
     for (int64_t bg = 0; bg < nb * G; ++bg) {
       const int64_t bl = bg / G, c0 = (bg % G) * cpg;
-      double sum = 0.0, sq = 0.0;
+      // Chan et al.'s pairwise combination of per-(chunk, channel) means and centred sums of squares.
+      double total = 0.0;
       for (int64_t k = 0; k < pl.chunks; ++k) {
-        const double* pk = part + (bl * pl.chunks + k) * 2 * C;
+        const float* pk = part + (bl * pl.chunks + k) * 4 * C;
+        const double rows = static_cast<double>(std::min(pl.chunk_pixels, P - k * pl.chunk_pixels));
+        for (int64_t c = c0; c < c0 + cpg; ++c) total += rows * pk[c] + pk[C + c];
+      }
+      const double m = total / n;
+      double m2 = 0.0;
+      for (int64_t k = 0; k < pl.chunks; ++k) {
+        const float* pk = part + (bl * pl.chunks + k) * 4 * C;
+        const double rows = static_cast<double>(std::min(pl.chunk_pixels, P - k * pl.chunk_pixels));
         for (int64_t c = c0; c < c0 + cpg; ++c) {
-          sum += pk[c];
-          sq += pk[C + c];
+          const double s1 = pk[C + c], dm = pk[c] + s1 / rows - m;
+          m2 += (pk[2 * C + c] - s1 * s1 / rows) + rows * dm * dm;
         }
       }
-      const double m = sum / n;
-      const double var = std::max(0.0, sq / n - m * m);
+      const double var = std::max(0.0, m2 / n);
       const auto mf = static_cast<float>(m);
       const auto rf = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(s.eps)));
       mean[(b0 + bl) * G + bg % G] = mf;
@@ -277,8 +290,8 @@ void backward_impl(float* dx, float* dgamma, float* dbeta, const float* dy, cons
         const int64_t bl = it / pl.chunks, b = b0 + bl, p0 = (it % pl.chunks) * pl.chunk_pixels;
         const int64_t rows = std::min(pl.chunk_pixels, P - p0);
         const float* mu = coef + bl * 5 * C;
-        backward_partials<Silu>(part + it * 2 * C, dy + (b * P + p0) * C, x + (b * P + p0) * C, mu, mu + C, gamma,
-                                beta, rows, C);
+        const int64_t off = (b * P + p0) * C;
+        backward_partials<Silu>(part + it * 2 * C, dx + off, dy + off, x + off, mu, mu + C, gamma, beta, rows, C);
       }
 
       // One group per iteration, samples in order: the dgamma/dbeta sums are race-free and
@@ -317,8 +330,7 @@ void backward_impl(float* dx, float* dgamma, float* dbeta, const float* dy, cons
         const int64_t rows = std::min(pl.chunk_pixels, P - p0);
         const float* mu = coef + bl * 5 * C;
         const int64_t off = (b * P + p0) * C;
-        backward_rows<Silu>(dx + off, dy + off, x + off, mu, mu + C, mu + 2 * C, mu + 3 * C, mu + 4 * C, gamma, beta,
-                            rows, C);
+        backward_rows(dx + off, Silu ? dx + off : dy + off, x + off, mu, mu + 2 * C, mu + 3 * C, mu + 4 * C, rows, C);
       }
     }
 
