@@ -308,8 +308,9 @@ int run_bench_ops(const BenchOpsOptions& options) {
           }
           return std::string(text);
         };
-        std::printf("%-16s %-28s %9.3f %9s %18s %18s\n", c.name.c_str(), c.shape.c_str(), fwd,
-                    c.backward ? (std::to_string(bwd).substr(0, 6)).c_str() : "-",
+        char bwd_text[16] = "-";
+        if (c.backward) std::snprintf(bwd_text, sizeof bwd_text, "%.3f", bwd);
+        std::printf("%-16s %-28s %9.3f %9s %18s %18s\n", c.name.c_str(), c.shape.c_str(), fwd, bwd_text,
                     rate(fwd, c.fwd_flops, c.fwd_bytes, true).c_str(),
                     rate(bwd, c.bwd_flops, c.bwd_bytes, static_cast<bool>(c.backward)).c_str());
         std::fflush(stdout);

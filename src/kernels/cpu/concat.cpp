@@ -10,20 +10,18 @@ namespace ddpm::cpu {
 
 void concat_channels_forward(float* y, const float* a, int64_t ca, const float* b, int64_t cb, int64_t positions) {
   const int64_t c = ca + cb;
-#pragma omp parallel for schedule(static) if (positions * c >= kParallelGrain)
-  for (int64_t p = 0; p < positions; ++p) {
+  parallel_for(positions, positions * c >= kParallelGrain, [&](int64_t p) {
     std::copy_n(a + p * ca, ca, y + p * c);
     std::copy_n(b + p * cb, cb, y + p * c + ca);
-  }
+  });
 }
 
 void concat_channels_backward(float* da, float* db, const float* dy, int64_t ca, int64_t cb, int64_t positions) {
   const int64_t c = ca + cb;
-#pragma omp parallel for schedule(static) if (positions * c >= kParallelGrain)
-  for (int64_t p = 0; p < positions; ++p) {
+  parallel_for(positions, positions * c >= kParallelGrain, [&](int64_t p) {
     std::copy_n(dy + p * c, ca, da + p * ca);
     std::copy_n(dy + p * c + ca, cb, db + p * cb);
-  }
+  });
 }
 
 }  // namespace ddpm::cpu

@@ -48,21 +48,22 @@ size_t workspace_floats_for(const GroupNormShape& s, const Plan& p) {
 }
 
 void validate(const GroupNormShape& s, const float* workspace, size_t workspace_floats, const char* fn) {
-  const std::string where = std::string(fn) + ": ";
+  // The message is built only on failure: a valid call must not allocate.
+  const auto where = [fn] { return std::string(fn) + ": "; };
   if (s.batch <= 0 || s.pixels <= 0 || s.channels <= 0 || s.groups <= 0)
-    throw std::invalid_argument(where + "batch, pixels, channels and groups must be positive (got " +
+    throw std::invalid_argument(where() + "batch, pixels, channels and groups must be positive (got " +
                                 std::to_string(s.batch) + ", " + std::to_string(s.pixels) + ", " +
                                 std::to_string(s.channels) + ", " + std::to_string(s.groups) + ")");
   if (s.channels % s.groups != 0)
-    throw std::invalid_argument(where + "groups (" + std::to_string(s.groups) + ") must divide channels (" +
+    throw std::invalid_argument(where() + "groups (" + std::to_string(s.groups) + ") must divide channels (" +
                                 std::to_string(s.channels) + ")");
-  if (!(s.eps >= 0.0f)) throw std::invalid_argument(where + "eps must be >= 0");
+  if (!(s.eps >= 0.0f)) throw std::invalid_argument(where() + "eps must be >= 0");
   const size_t need = group_norm_workspace_floats(s);
   if (workspace == nullptr || workspace_floats < need)
-    throw std::invalid_argument(where + "workspace has " + std::to_string(workspace_floats) + " floats, needs " +
+    throw std::invalid_argument(where() + "workspace has " + std::to_string(workspace_floats) + " floats, needs " +
                                 std::to_string(need) + " (group_norm_workspace_floats)");
   if (reinterpret_cast<uintptr_t>(workspace) % alignof(double) != 0)
-    throw std::invalid_argument(where + "workspace must be aligned to " + std::to_string(alignof(double)) +
+    throw std::invalid_argument(where() + "workspace must be aligned to " + std::to_string(alignof(double)) +
                                 " bytes");
 }
 
@@ -199,7 +200,7 @@ void forward_impl(float* y, float* mean, float* rstd, const float* x, const floa
   float* coef = workspace + 4 * C + pl.slots() * 4 * C;
   const double n = static_cast<double>(P * cpg);
 
-#pragma omp parallel if (B * P * C >= kParallelGrain)
+  parallel_team(B * P * C >= kParallelGrain, [&] {
   for (int64_t b0 = 0; b0 < B; b0 += pl.step_samples) {
     const int64_t nb = std::min(pl.step_samples, B - b0);
     const int64_t items = nb * pl.chunks;
@@ -252,6 +253,7 @@ void forward_impl(float* y, float* mean, float* rstd, const float* x, const floa
       normalize_rows<Silu>(y + (b * P + p0) * C, x + (b * P + p0) * C, mu, mu + C, beta, rows, C);
     }
   }
+  });
 }
 
 template <bool Silu>
@@ -266,8 +268,7 @@ void backward_impl(float* dx, float* dgamma, float* dbeta, const float* dy, cons
   float* coef = workspace + 4 * C + pl.slots() * 4 * C;
   const double n = static_cast<double>(P * cpg);
 
-#pragma omp parallel if (B * P * C >= kParallelGrain)
-  {
+  parallel_team(B * P * C >= kParallelGrain, [&] {
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < 2 * C; ++c) acc_db[c] = 0.0;
 
@@ -339,7 +340,7 @@ void backward_impl(float* dx, float* dgamma, float* dbeta, const float* dy, cons
       dbeta[c] = static_cast<float>(acc_db[c]);
       dgamma[c] = static_cast<float>(acc_dg[c]);
     }
-  }
+  });
 }
 
 }  // namespace

@@ -24,6 +24,18 @@ void parallel_for(int64_t count, bool worth_it, Body body) {
   for (int64_t i = 0; i < count; ++i) body(i);
 }
 
+// body() on every thread of a region (it may hold orphaned `#pragma omp for` loops, which then
+// share out their iterations), or once on this thread, where those loops run serially.
+template <class Body>
+void parallel_team(bool worth_it, Body body) {
+  if (!worth_it || omp_get_max_threads() == 1) {
+    body();
+    return;
+  }
+#pragma omp parallel
+  body();
+}
+
 // body(thread, threads) once per thread of a region, or once as (0, 1) when not worth it.
 template <class Body>
 void parallel_region(bool worth_it, Body body) {

@@ -67,13 +67,13 @@ void softmax_backward_row(float* dx, const float* dy, const float* y, int64_t co
 }  // namespace
 
 void softmax_forward(float* y, const float* x, int64_t rows, int64_t cols, float scale) {
-#pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain)
-  for (int64_t r = 0; r < rows; ++r) softmax_row(y + r * cols, x + r * cols, cols, scale);
+  parallel_for(rows, rows * cols >= kParallelGrain,
+               [&](int64_t r) { softmax_row(y + r * cols, x + r * cols, cols, scale); });
 }
 
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t rows, int64_t cols, float scale) {
-#pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain)
-  for (int64_t r = 0; r < rows; ++r) softmax_backward_row(dx + r * cols, dy + r * cols, y + r * cols, cols, scale);
+  parallel_for(rows, rows * cols >= kParallelGrain,
+               [&](int64_t r) { softmax_backward_row(dx + r * cols, dy + r * cols, y + r * cols, cols, scale); });
 }
 
 }  // namespace ddpm::cpu

@@ -11,8 +11,7 @@ namespace ddpm::cpu {
 void upsample_nearest2x_forward(float* y, const float* x, int64_t batch, int64_t height, int64_t width,
                                 int64_t channels) {
   const int64_t in_row = width * channels, out_row = 2 * in_row;
-#pragma omp parallel for schedule(static) if (batch * height * in_row >= kParallelGrain)
-  for (int64_t r = 0; r < batch * height; ++r) {
+  parallel_for(batch * height, batch * height * in_row >= kParallelGrain, [&](int64_t r) {
     const float* xr = x + r * in_row;
     float* y0 = y + 2 * r * out_row;  // output rows 2h and 2h+1 of the same sample are adjacent
     for (int64_t w = 0; w < width; ++w) {
@@ -20,14 +19,13 @@ void upsample_nearest2x_forward(float* y, const float* x, int64_t batch, int64_t
       std::copy_n(xr + w * channels, channels, y0 + (2 * w + 1) * channels);
     }
     std::copy_n(y0, out_row, y0 + out_row);
-  }
+  });
 }
 
 void upsample_nearest2x_backward(float* dx, const float* dy, int64_t batch, int64_t height, int64_t width,
                                  int64_t channels) {
   const int64_t in_row = width * channels, out_row = 2 * in_row;
-#pragma omp parallel for schedule(static) if (batch * height * in_row >= kParallelGrain)
-  for (int64_t r = 0; r < batch * height; ++r) {
+  parallel_for(batch * height, batch * height * in_row >= kParallelGrain, [&](int64_t r) {
     float* dxr = dx + r * in_row;
     const float* d0 = dy + 2 * r * out_row;
     const float* d1 = d0 + out_row;
@@ -43,7 +41,7 @@ void upsample_nearest2x_backward(float* dx, const float* dy, int64_t batch, int6
       }
       for (; c < channels; ++c) o[c] = (a0[c] + a0[channels + c]) + (a1[c] + a1[channels + c]);
     }
-  }
+  });
 }
 
 }  // namespace ddpm::cpu
