@@ -21,6 +21,7 @@
 #include "ddpm/kernels/attention.h"
 #include "ddpm/kernels/concat.h"
 #include "ddpm/kernels/conv2d.h"
+#include "ddpm/kernels/dnnl_info.h"
 #include "ddpm/kernels/dropout.h"
 #include "ddpm/kernels/group_norm.h"
 #include "ddpm/kernels/linear.h"
@@ -275,6 +276,8 @@ int run_bench_ops(const BenchOpsOptions& options) {
   if (!options.json) {
     std::printf("ddpm bench ops: %d thread%s; fp32 FMA-loop ceiling %.1f GFLOP/s (%.1f per thread)\n", threads,
                 threads == 1 ? "" : "s", ceiling, ceiling / threads);
+    std::printf("oneDNN ISA: %s%s\n", cpu::cpu_isa_name().c_str(),
+                cpu::native_bf16() ? " (native bf16)" : " (no native bf16: oneDNN emulates it, slower than fp32)");
     std::printf("rates: GFLOP/s (%% of the FMA ceiling) for conv/matmul; GB/s for memory-bound ops "
                 "(these run in fp32 in both precisions)\n\n");
   }

@@ -13,6 +13,12 @@ struct PrimitiveRecord {
 };
 
 std::vector<PrimitiveRecord> created_primitives();
+
+// The instruction set oneDNN dispatches to on this CPU, e.g. "avx512_core_amx".
+std::string cpu_isa_name();
+// Whether this CPU computes bf16 natively (AVX512-BF16 or AMX). Without it oneDNN emulates bf16
+// and the bf16 mode is slower than fp32, though still correct.
+bool native_bf16();
 bool is_reference_implementation(const std::string& implementation);
 
 }  // namespace ddpm::cpu
