@@ -57,15 +57,6 @@ TEST(Attention, MatchesPyTorch) {
   }
 }
 
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
-
 // bf16 operands with fp32 accumulation: a relative error of the output norm of order 2^-8.
 TEST(Attention, Bf16MatchesFp32) {
   const Sizes s{2, 64, 32};
@@ -80,10 +71,10 @@ TEST(Attention, Bf16MatchesFp32) {
     att.forward(x.data(), residual.data(), y[i].data());
     att.backward(dy.data(), dx[i].data(), dp[i].data());
   }
-  EXPECT_LT(relative_error(y[1], y[0]), 1e-2);
-  EXPECT_LT(relative_error(dx[1], dx[0]), 2e-2);
-  EXPECT_LT(relative_error(dp[1], dp[0]), 2e-2);
-  EXPECT_GT(relative_error(y[1], y[0]), 0.0) << "bf16 mode did not change the arithmetic";
+  EXPECT_LT(test::relative_norm_error(y[1], y[0]), 1e-2);
+  EXPECT_LT(test::relative_norm_error(dx[1], dx[0]), 2e-2);
+  EXPECT_LT(test::relative_norm_error(dp[1], dp[0]), 2e-2);
+  EXPECT_GT(test::relative_norm_error(y[1], y[0]), 0.0) << "bf16 mode did not change the arithmetic";
 }
 
 }  // namespace

@@ -16,16 +16,8 @@ namespace {
 
 using cpu::BatchedMatmul;
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-double relative_norm_error(const std::vector<float>& actual, const std::vector<float>& expected) {
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    err += (static_cast<double>(actual[i]) - expected[i]) * (static_cast<double>(actual[i]) - expected[i]);
-    ref += static_cast<double>(expected[i]) * expected[i];
-  }
-  return std::sqrt(err / ref);
-}
+using test::kNaN;
+using test::relative_norm_error;
 
 // C = alpha op(A) op(B) and the two products of its gradient, each itself a BatchedMatmul:
 //   dA (stored like A) = alpha dC op(B)^T, or its transpose alpha op(B) dC^T when A is transposed;

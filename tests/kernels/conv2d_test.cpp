@@ -16,7 +16,8 @@ namespace {
 using cpu::Conv2d;
 using cpu::Conv2dShape;
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+using test::kNaN;
+using test::relative_norm_error;
 
 struct Variant {
   const char* name;
@@ -30,15 +31,6 @@ Conv2dShape make_shape(int64_t n, int64_t h, int64_t w, int64_t cin, int64_t cou
 }
 
 size_t numel(const Shape& s) { return static_cast<size_t>(s.numel()); }
-
-double relative_norm_error(const std::vector<float>& actual, const std::vector<float>& expected) {
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    err += (static_cast<double>(actual[i]) - expected[i]) * (static_cast<double>(actual[i]) - expected[i]);
-    ref += static_cast<double>(expected[i]) * expected[i];
-  }
-  return std::sqrt(err / ref);
-}
 
 // Outputs start as NaN so that a gradient the op fails to overwrite shows up.
 struct Grads {

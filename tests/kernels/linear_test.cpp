@@ -16,16 +16,8 @@ namespace {
 
 using cpu::Linear;
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-double relative_norm_error(const std::vector<float>& actual, const std::vector<float>& expected) {
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    err += (static_cast<double>(actual[i]) - expected[i]) * (static_cast<double>(actual[i]) - expected[i]);
-    ref += static_cast<double>(expected[i]) * expected[i];
-  }
-  return std::sqrt(err / ref);
-}
+using test::kNaN;
+using test::relative_norm_error;
 
 size_t count(int64_t a, int64_t b) { return static_cast<size_t>(a * b); }
 

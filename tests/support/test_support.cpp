@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
@@ -73,6 +74,17 @@ bool expect_close(const float* actual, const float* expected, size_t n, double r
                   << ", expected " << expected[worst] << " (max abs error " << max_abs << ")";
   }
   return bad == 0;
+}
+
+double relative_norm_error(const std::vector<float>& actual, const std::vector<float>& expected) {
+  double err = 0, ref = 0;
+  for (size_t i = 0; i < expected.size() && i < actual.size(); ++i) {
+    const double d = static_cast<double>(actual[i]) - expected[i];
+    err += d * d;
+    ref += static_cast<double>(expected[i]) * expected[i];
+  }
+  if (actual.size() != expected.size()) return std::numeric_limits<double>::infinity();
+  return std::sqrt(err / ref);
 }
 
 double weighted_sum(const float* y, const float* w, size_t n) {

@@ -28,6 +28,12 @@ inline bool expect_close(const std::vector<float>& actual, const std::vector<flo
   return expect_close(actual.data(), expected.data(), actual.size(), rtol, atol, what);
 }
 
+// Outputs of an op under test start as NaN, so a value it fails to write shows up.
+inline constexpr float kNaN = __builtin_nanf("");
+
+// ||actual - expected|| / ||expected|| in double: the error measure for bf16 against fp32.
+double relative_norm_error(const std::vector<float>& actual, const std::vector<float>& expected);
+
 // sum_i w[i] * y[i] in double: the scalar objective of gradient checks (so dL/dy = w).
 double weighted_sum(const float* y, const float* w, size_t n);
 
