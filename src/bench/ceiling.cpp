@@ -39,25 +39,28 @@ double thread_cpu_seconds() {
 }  // namespace
 
 double measure_fma_peak_gflops(int threads, double seconds) {
-  // Each thread times itself in CPU time (CLOCK_THREAD_CPUTIME_ID), so the figure is the
-  // hardware's rate even when other processes share the cores; the per-thread rates add up.
+  // Each thread times itself in CPU time (CLOCK_THREAD_CPUTIME_ID), so descheduled time does not
+  // count; short trials over the whole window, keeping the best, ride out moments when a shared
+  // core runs slower. The per-thread rates add up.
   const double flops_per_iteration = 12.0 * cpu::kVec * 2.0;
   double total = 0.0;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
   {
-    int64_t iterations = 1 << 14;
+    int64_t iterations = 1 << 12;
+    while (true) {  // calibrate one trial to about 10 ms
+      const double start = thread_cpu_seconds();
+      fma_chains(iterations);
+      if (thread_cpu_seconds() - start > 0.01) break;
+      iterations *= 2;
+    }
     double best = 0.0;
-    for (int trial = 0; trial < 40; ++trial) {
+    const double window_end = thread_cpu_seconds() + seconds;
+    do {
       const double start = thread_cpu_seconds();
       fma_chains(iterations);
       const double elapsed = thread_cpu_seconds() - start;
-      if (elapsed < seconds / 8) {
-        iterations *= 2;
-        continue;
-      }
       best = std::max(best, flops_per_iteration * static_cast<double>(iterations) / elapsed * 1e-9);
-      if (trial > 12) break;
-    }
+    } while (thread_cpu_seconds() < window_end);
     total += best;
   }
   return total;

@@ -4,6 +4,6 @@
 namespace ddpm::bench {
 
 // GFLOP/s of a loop of independent vector FMAs on `threads` OpenMP threads (2 flops per lane).
-double measure_fma_peak_gflops(int threads, double seconds = 0.3);
+double measure_fma_peak_gflops(int threads, double seconds = 1.0);
 
 }  // namespace ddpm::bench
