@@ -86,7 +86,8 @@ std::string nhwc(int64_t n, int64_t h, int64_t w, int64_t c) {
   return std::to_string(n) + "x" + std::to_string(h) + "x" + std::to_string(w) + "x" + std::to_string(c);
 }
 
-OpCase conv_case(const std::string& name, cpu::Conv2dShape s, Precision p) {
+// input_gradient false: the first convolution of a model, whose input (the image) needs no gradient.
+OpCase conv_case(const std::string& name, cpu::Conv2dShape s, Precision p, bool input_gradient = true) {
   auto state = std::make_shared<std::pair<cpu::Conv2d, Buffers>>(cpu::Conv2d(s, p), Buffers{});
   auto& [conv, buf] = *state;
   const int64_t in = conv.input_shape().numel(), out = conv.output_shape().numel();
@@ -100,7 +101,11 @@ OpCase conv_case(const std::string& name, cpu::Conv2dShape s, Precision p) {
             std::to_string(s.stride) + " ->" + std::to_string(s.out_channels);
   c.precision_dependent = true;
   c.fwd_flops = conv.forward_flops();
-  c.bwd_flops = 2 * conv.forward_flops();
+  c.bwd_flops = (input_gradient ? 2 : 1) * conv.forward_flops();
+  if (!input_gradient) {
+    dx = nullptr;
+    c.name += " (dw only)";
+  }
   c.forward = [&conv, x, b, y] { conv.forward(x, b, y); };
   c.backward = [&conv, x, dy, dx, dw, db] { conv.backward(x, dy, dx, dw, db); };
   c.state = state;
@@ -236,7 +241,7 @@ std::vector<OpCase> config_cases(const std::string& config, Precision p, bool wi
     cases.push_back(conv_case("conv3x3", S{n, 16, 16, 256, 256}, p));
     cases.push_back(conv_case("conv3x3", S{n, 8, 8, 256, 256}, p));
     cases.push_back(conv_case("conv3x3", S{n, 4, 4, 256, 256}, p));
-    cases.push_back(conv_case("conv3x3 in", S{n, 32, 32, 3, 128}, p));
+    cases.push_back(conv_case("conv_in", S{n, 32, 32, 3, 128}, p, false));
     cases.push_back(conv_case("downsample", S{n, 32, 32, 128, 128, 3, 2, 0, 1}, p));
     cases.push_back(conv_case("conv1x1", S{n, 16, 16, 512, 256, 1, 1, 0, 0}, p));
     cases.push_back(linear_case("linear temb", n, 512, 256, p));
@@ -251,7 +256,7 @@ std::vector<OpCase> config_cases(const std::string& config, Precision p, bool wi
     cases.push_back(conv_case("conv3x3", S{n, 28, 28, 32, 32}, p));
     cases.push_back(conv_case("conv3x3", S{n, 14, 14, 64, 64}, p));
     cases.push_back(conv_case("conv3x3", S{n, 7, 7, 64, 64}, p));
-    cases.push_back(conv_case("conv3x3 in", S{n, 28, 28, 1, 32}, p));
+    cases.push_back(conv_case("conv_in", S{n, 28, 28, 1, 32}, p, false));
     cases.push_back(conv_case("downsample", S{n, 28, 28, 32, 32, 3, 2, 0, 1}, p));
     cases.push_back(conv_case("conv1x1", S{n, 14, 14, 128, 64, 1, 1, 0, 0}, p));
     cases.push_back(linear_case("linear temb", n, 128, 64, p));
@@ -311,7 +316,7 @@ int run_bench_ops(const BenchOpsOptions& options) {
       const bool with_memory_ops = precision == "fp32" || pi == 0;
       auto cases = config_cases(config, parse_precision(precision), with_memory_ops);
       if (!options.json) {
-        std::printf("%s, %s\n%-16s %-28s %8s %8s  %-20s %-20s\n", config.c_str(), precision.c_str(), "op",
+        std::printf("%s, %s\n%-18s %-28s %8s %8s  %-20s %-20s\n", config.c_str(), precision.c_str(), "op",
                     "shape", "fwd ms", "bwd ms", "fwd GF/s  med  best", "bwd GF/s  med  best");
       }
       for (auto& c : cases) {
@@ -326,7 +331,7 @@ int run_bench_ops(const BenchOpsOptions& options) {
         }
         char bwd_text[16] = "-";
         if (c.backward) std::snprintf(bwd_text, sizeof bwd_text, "%.3f", bwd.median);
-        std::printf("%-16s %-28s %8.3f %8s  %-20s %-20s\n", c.name.c_str(), c.shape.c_str(), fwd.median, bwd_text,
+        std::printf("%-18s %-28s %8.3f %8s  %-20s %-20s\n", c.name.c_str(), c.shape.c_str(), fwd.median, bwd_text,
                     rate_text(fwd, c.fwd_flops, c.fwd_bytes, ceiling).c_str(),
                     rate_text(bwd, c.bwd_flops, c.bwd_bytes, ceiling).c_str());
         std::fflush(stdout);
