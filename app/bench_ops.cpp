@@ -31,6 +31,7 @@
 #include "ddpm/kernels/silu.h"
 #include "ddpm/kernels/softmax.h"
 #include "ddpm/kernels/upsample.h"
+#include "ddpm/memory.h"
 
 namespace ddpm::app {
 
@@ -38,15 +39,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Buffers of random values that live as long as the op being timed.
+// Buffers of random values that live as long as the op being timed; 64-byte aligned like the
+// planned buffers of a model (cache-line splits would slow the memory-bound ops).
 struct Buffers {
-  std::vector<std::unique_ptr<std::vector<float>>> owned;
+  std::vector<AlignedBuffer> owned;
   std::mt19937 rng{1234};
   float* make(int64_t n, float scale = 1.0f) {
-    owned.push_back(std::make_unique<std::vector<float>>(static_cast<size_t>(n)));
+    owned.emplace_back(static_cast<size_t>(n) * sizeof(float));
+    float* p = owned.back().as<float>();
     std::normal_distribution<float> normal(0.0f, scale);
-    for (auto& v : *owned.back()) v = normal(rng);
-    return owned.back()->data();
+    for (int64_t i = 0; i < n; ++i) p[i] = normal(rng);
+    return p;
   }
 };
 
@@ -159,8 +162,7 @@ OpCase group_norm_case(int64_t n, int64_t h, int64_t w, int64_t ch, int64_t grou
   float *gamma = buf->make(ch), *beta = buf->make(ch), *dgamma = buf->make(ch), *dbeta = buf->make(ch);
   float *mean = buf->make(n * groups), *rstd = buf->make(n * groups);
   const size_t ws_floats = cpu::group_norm_workspace_floats(s);
-  float* ws = buf->make(static_cast<int64_t>(ws_floats) + 16);
-  ws += (16 - (reinterpret_cast<uintptr_t>(ws) / 4) % 16) % 16;  // 64-byte aligned for doubles
+  float* ws = buf->make(static_cast<int64_t>(ws_floats));
   OpCase c;
   c.name = "group_norm+silu";
   c.shape = nhwc(n, h, w, ch) + " g" + std::to_string(groups);
