@@ -66,7 +66,9 @@ TEST(ClipGradNorm, LeavesNonFiniteGradientsForTheCaller) {
 }
 
 // Five steps of clip + Adam: params after every step at 1e-6 relative (float32 update math on both
-// sides; measured: at most 1 ulp apart), moments at the end (measured: identical).
+// sides; measured: at most 1 ulp apart). The moments are sums of gradient terms, so their absolute
+// error scales with the largest gradient: two float32 ulps of it (2^-22 max|g|, and max|g|^2 for
+// v). Identical in a -O3 build; -O2 contracts the multiply-adds differently.
 TEST(Adam, FiveStepsWithClippingMatchPyTorch) {
   int count = 0;
   for (const auto& c : test::reference_cases("optimizer")) {
@@ -96,8 +98,10 @@ TEST(Adam, FiveStepsWithClippingMatchPyTorch) {
     }
     EXPECT_GT(clipped, 0) << c.name;
     EXPECT_LT(clipped, static_cast<int>(norms.size())) << c.name;
-    test::expect_close(m, c.f32("m"), 1e-6, 1e-12, c.name + " exp_avg");
-    test::expect_close(v, c.f32("v"), 1e-6, 1e-15, c.name + " exp_avg_sq");
+    double gmax = 0;
+    for (float g : grads) gmax = std::max(gmax, std::fabs(static_cast<double>(g)));
+    test::expect_close(m, c.f32("m"), 1e-6, std::ldexp(gmax, -22), c.name + " exp_avg");
+    test::expect_close(v, c.f32("v"), 1e-6, std::ldexp(gmax * gmax, -22), c.name + " exp_avg_sq");
     ++count;
   }
   EXPECT_EQ(count, 2);
