@@ -33,7 +33,7 @@ void softmax_row(float* y, const float* x, int64_t cols, float scale) {
   const VecF vneg(-m);
   VecF vsum(0.0f);
   for (j = 0; j + kVec <= cols; j += kVec) {
-    const VecF e = xsimd::exp(xsimd::fma(VecF::load_unaligned(x + j), vs, vneg));
+    const VecF e = exp(xsimd::fma(VecF::load_unaligned(x + j), vs, vneg));
     e.store_unaligned(y + j);
     vsum += e;
   }
