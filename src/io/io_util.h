@@ -1,0 +1,32 @@
+// Helpers shared by the file readers and writers in src/io (not part of the public API).
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace ddpm::io_detail {
+
+// Writes PATH atomically: `fill` writes into PATH.tmp, which is flushed to disk and renamed over
+// PATH. Any write, flush or rename failure throws naming PATH (and the temp file is removed).
+void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& fill);
+
+// Writes `bytes` bytes or throws naming `path` (for use inside write_file_atomic's fill).
+void write_bytes(std::FILE* f, const void* data, size_t bytes, const std::string& path);
+
+// Reads a JSON file whose top level must be an object; throws naming the file.
+nlohmann::json read_json_object(const std::string& path);
+
+// Writes `j` as diffusers does (indent 2, sorted keys, final newline), atomically.
+void write_json_file(const std::string& path, const nlohmann::json& j);
+
+// The shortest decimal that reads back as `f`, as a double (1e-6f is written 1e-06, not
+// 9.999999974752427e-07), so diffusers sees the number we mean.
+double float_for_json(float f);
+
+// "string", "number", ... for error messages.
+std::string json_type(const nlohmann::json& j);
+
+}  // namespace ddpm::io_detail
