@@ -1,0 +1,311 @@
+// UNet2DModel config.json and DDPMScheduler scheduler_config.json: diffusers keys and defaults,
+// every wrong type or unsupported value reported with the key and the file.
+#include "ddpm/io/model_config.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "io/io_util.h"
+
+namespace ddpm {
+
+namespace {
+
+using nlohmann::json;
+using io_detail::json_type;
+
+// Typed access to the keys of one config file; absent keys leave the target unchanged.
+class Keys {
+ public:
+  Keys(const json& j, const std::string& path) : j_(j), path_(path) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw std::runtime_error(path_ + ": key \"" + key + "\" " + what);
+  }
+  // nullptr when the key is absent.
+  const json* find(const std::string& key) const {
+    const auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  bool is_null(const std::string& key) const {
+    const json* v = find(key);
+    return v && v->is_null();
+  }
+
+  void get(const std::string& key, int64_t& out) const {
+    if (const json* v = find(key)) out = as_int(key, *v);
+  }
+  void get(const std::string& key, bool& out) const {
+    if (const json* v = find(key)) {
+      if (!v->is_boolean()) fail(key, "must be true or false, got " + json_type(*v));
+      out = v->get<bool>();
+    }
+  }
+  void get(const std::string& key, double& out) const {
+    if (const json* v = find(key)) {
+      if (!v->is_number()) fail(key, "must be a number, got " + json_type(*v));
+      out = v->get<double>();
+    }
+  }
+  void get(const std::string& key, float& out) const {
+    double d = out;
+    get(key, d);
+    out = static_cast<float>(d);
+  }
+  void get(const std::string& key, std::string& out) const {
+    if (const json* v = find(key)) {
+      if (!v->is_string()) fail(key, "must be a string, got " + json_type(*v));
+      out = v->get<std::string>();
+    }
+  }
+  void get(const std::string& key, std::vector<int64_t>& out) const {
+    if (const json* v = find(key)) {
+      if (!v->is_array()) fail(key, "must be a list of integers, got " + json_type(*v));
+      out.clear();
+      for (const json& e : *v) {
+        if (!e.is_number_integer()) fail(key, "must be a list of integers, got an element " + json_type(e));
+        out.push_back(e.get<int64_t>());
+      }
+    }
+  }
+  void get(const std::string& key, std::vector<std::string>& out) const {
+    if (const json* v = find(key)) {
+      if (!v->is_array()) fail(key, "must be a list of strings, got " + json_type(*v));
+      out.clear();
+      for (const json& e : *v) {
+        if (!e.is_string()) fail(key, "must be a list of strings, got an element " + json_type(e));
+        out.push_back(e.get<std::string>());
+      }
+    }
+  }
+  // An integer or null.
+  void get(const std::string& key, std::optional<int64_t>& out) const {
+    if (const json* v = find(key)) out = v->is_null() ? std::nullopt : std::optional<int64_t>(as_int(key, *v));
+  }
+  int64_t as_int(const std::string& key, const json& v) const {
+    if (!v.is_number_integer()) fail(key, "must be an integer, got " + json_type(v));
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) fail(key, "is too large");
+    return v.get<int64_t>();
+  }
+
+ private:
+  const json& j_;
+  const std::string& path_;
+};
+
+json float_json(float f) { return io_detail::float_for_json(f); }
+
+}  // namespace
+
+UNet2DConfig read_unet_config(const std::string& path) {
+  const json j = io_detail::read_json_object(path);
+  const Keys k(j, path);
+  // Absent keys take diffusers' UNet2DModel defaults, which are not UNet2DConfig's (ours follow
+  // google/ddpm-cifar10-32), so start from diffusers' values.
+  UNet2DConfig c;
+  c.in_channels = c.out_channels = 3;
+  c.block_out_channels = {224, 448, 672, 896};
+  c.down_block_types = {"DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"};
+  c.up_block_types = {"AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"};
+  c.layers_per_block = 2;
+  c.norm_num_groups = 32;
+  c.norm_eps = 1e-5f;
+  c.flip_sin_to_cos = true;
+  c.freq_shift = 0.0f;
+  c.downsample_padding = 1;
+  c.dropout = 0.0f;
+  c.attention_head_dim = 8;
+  c.mid_block_scale_factor = 1.0f;
+
+  std::string class_name = "UNet2DModel";
+  k.get("_class_name", class_name);
+  if (class_name != "UNet2DModel") k.fail("_class_name", "is \"" + class_name + "\"; expected \"UNet2DModel\"");
+
+  if (const json* s = k.find("sample_size")) {
+    if (s->is_number_integer()) {
+      c.sample_height = c.sample_width = k.as_int("sample_size", *s);
+    } else if (s->is_array() && s->size() == 2) {
+      c.sample_height = k.as_int("sample_size", (*s)[0]);
+      c.sample_width = k.as_int("sample_size", (*s)[1]);
+    } else {
+      k.fail("sample_size", "must be an integer or [height, width], got " + json_type(*s));
+    }
+  } else {
+    k.fail("sample_size", "is missing (diffusers' default is null, which fixes no image size)");
+  }
+  k.get("in_channels", c.in_channels);
+  k.get("out_channels", c.out_channels);
+  k.get("block_out_channels", c.block_out_channels);
+  k.get("layers_per_block", c.layers_per_block);
+  k.get("down_block_types", c.down_block_types);
+  k.get("up_block_types", c.up_block_types);
+  if (k.is_null("mid_block_type")) k.fail("mid_block_type", "is null (a U-Net without a middle block is not supported)");
+  k.get("mid_block_type", c.mid_block_type);
+  k.get("norm_num_groups", c.norm_num_groups);
+  k.get("norm_eps", c.norm_eps);
+  k.get("act_fn", c.act_fn);
+  k.get("flip_sin_to_cos", c.flip_sin_to_cos);
+  k.get("freq_shift", c.freq_shift);
+  k.get("downsample_padding", c.downsample_padding);
+  k.get("dropout", c.dropout);
+  k.get("attention_head_dim", c.attention_head_dim);
+  k.get("time_embedding_type", c.time_embedding_type);
+  k.get("mid_block_scale_factor", c.mid_block_scale_factor);
+  k.get("center_input_sample", c.center_input_sample);
+  k.get("resnet_time_scale_shift", c.resnet_time_scale_shift);
+  k.get("add_attention", c.add_attention);
+  k.get("num_class_embeds", c.num_class_embeds);
+
+  // Keys without a UNet2DConfig member: only their default meaning is implemented.
+  if (const json* v = k.find("class_embed_type"); v && !v->is_null())
+    k.fail("class_embed_type", "is " + json_type(*v) + "; only null is supported (class conditioning is not implemented yet)");
+  for (const char* key : {"downsample_type", "upsample_type"}) {
+    std::string type = "conv";
+    k.get(key, type);
+    if (type != "conv") k.fail(key, "is \"" + type + "\"; supported: conv");
+  }
+  if (!c.block_out_channels.empty()) {
+    std::optional<int64_t> ted;
+    k.get("time_embedding_dim", ted);
+    if (ted && *ted != c.time_embedding_dim())
+      k.fail("time_embedding_dim", "is " + std::to_string(*ted) + "; supported: null or 4 * block_out_channels[0] = " +
+                                       std::to_string(c.time_embedding_dim()));
+    std::optional<int64_t> attn_groups;
+    k.get("attn_norm_num_groups", attn_groups);
+    if (attn_groups && *attn_groups != c.norm_num_groups)
+      k.fail("attn_norm_num_groups", "is " + std::to_string(*attn_groups) + "; supported: null or norm_num_groups (" +
+                                         std::to_string(c.norm_num_groups) + ")");
+  }
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+  return c;
+}
+
+void write_unet_config(const std::string& path, const UNet2DConfig& c) {
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(path + ": not writing an invalid config: " + e.what());
+  }
+  json j;
+  j["_class_name"] = "UNet2DModel";
+  j["_diffusers_version"] = kDiffusersVersion;
+  j["sample_size"] = c.sample_height == c.sample_width ? json(c.sample_height) : json({c.sample_height, c.sample_width});
+  j["in_channels"] = c.in_channels;
+  j["out_channels"] = c.out_channels;
+  j["block_out_channels"] = c.block_out_channels;
+  j["layers_per_block"] = c.layers_per_block;
+  j["down_block_types"] = c.down_block_types;
+  j["up_block_types"] = c.up_block_types;
+  j["mid_block_type"] = c.mid_block_type;
+  j["norm_num_groups"] = c.norm_num_groups;
+  j["norm_eps"] = float_json(c.norm_eps);
+  j["act_fn"] = c.act_fn;
+  j["flip_sin_to_cos"] = c.flip_sin_to_cos;
+  // diffusers declares freq_shift an int; keep it one when it is integral.
+  j["freq_shift"] = c.freq_shift == std::round(c.freq_shift) ? json(static_cast<int64_t>(c.freq_shift)) : float_json(c.freq_shift);
+  j["downsample_padding"] = c.downsample_padding;
+  j["downsample_type"] = "conv";
+  j["upsample_type"] = "conv";
+  j["dropout"] = float_json(c.dropout);
+  j["attention_head_dim"] = c.attention_head_dim ? json(*c.attention_head_dim) : json(nullptr);
+  j["attn_norm_num_groups"] = nullptr;
+  j["time_embedding_type"] = c.time_embedding_type;
+  j["time_embedding_dim"] = nullptr;
+  j["mid_block_scale_factor"] = float_json(c.mid_block_scale_factor);
+  j["center_input_sample"] = c.center_input_sample;
+  j["resnet_time_scale_shift"] = c.resnet_time_scale_shift;
+  j["add_attention"] = c.add_attention;
+  j["class_embed_type"] = nullptr;
+  j["num_class_embeds"] = c.num_class_embeds ? json(*c.num_class_embeds) : json(nullptr);
+  io_detail::write_json_file(path, j);
+}
+
+void SchedulerConfig::validate() const {
+  auto reject = [](const std::string& key, const std::string& why) {
+    throw std::invalid_argument("scheduler config: key \"" + key + "\" " + why);
+  };
+  if (class_name != "DDPMScheduler" && class_name != "DDIMScheduler")
+    reject("_class_name", "is \"" + class_name + "\"; supported: DDPMScheduler, DDIMScheduler");
+  if (num_train_timesteps <= 0) reject("num_train_timesteps", "must be positive");
+  if (beta_schedule != "linear" && beta_schedule != "squaredcos_cap_v2")
+    reject("beta_schedule", "is \"" + beta_schedule + "\"; supported: linear, squaredcos_cap_v2");
+  if (beta_schedule == "linear" && !(beta_start > 0 && beta_start <= beta_end && beta_end < 1))
+    reject("beta_start/beta_end", "must satisfy 0 < beta_start <= beta_end < 1 for the linear schedule");
+  if (variance_type != "fixed_large" && variance_type != "fixed_small")
+    reject("variance_type", "is \"" + variance_type + "\"; supported: fixed_large, fixed_small");
+  if (!(clip_sample_range > 0)) reject("clip_sample_range", "must be positive");
+  if (prediction_type != "epsilon") reject("prediction_type", "is \"" + prediction_type + "\"; supported: epsilon");
+  if (timestep_spacing != "leading" && timestep_spacing != "trailing" && timestep_spacing != "linspace")
+    reject("timestep_spacing", "is \"" + timestep_spacing + "\"; supported: leading, trailing, linspace");
+  if (steps_offset < 0) reject("steps_offset", "must not be negative");
+}
+
+SchedulerConfig read_scheduler_config(const std::string& path) {
+  const json j = io_detail::read_json_object(path);
+  const Keys k(j, path);
+  SchedulerConfig c;
+  c.variance_type = "fixed_small";  // DDPMScheduler's default when the key is absent
+  k.get("_class_name", c.class_name);
+  if (c.class_name != "DDPMScheduler" && c.class_name != "DDIMScheduler")
+    k.fail("_class_name", "is \"" + c.class_name + "\"; supported: DDPMScheduler, DDIMScheduler");
+  k.get("num_train_timesteps", c.num_train_timesteps);
+  k.get("beta_schedule", c.beta_schedule);
+  k.get("beta_start", c.beta_start);
+  k.get("beta_end", c.beta_end);
+  if (const json* v = k.find("trained_betas"); v && !v->is_null())
+    k.fail("trained_betas", "is set; only null is supported (use beta_schedule)");
+  k.get("variance_type", c.variance_type);
+  k.get("clip_sample", c.clip_sample);
+  k.get("clip_sample_range", c.clip_sample_range);
+  k.get("prediction_type", c.prediction_type);
+  k.get("timestep_spacing", c.timestep_spacing);
+  k.get("steps_offset", c.steps_offset);
+  k.get("set_alpha_to_one", c.set_alpha_to_one);
+  for (const char* key : {"thresholding", "rescale_betas_zero_snr"}) {
+    bool on = false;
+    k.get(key, on);
+    if (on) k.fail(key, "is true; only false is supported");
+  }
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+  return c;
+}
+
+void write_scheduler_config(const std::string& path, const SchedulerConfig& c) {
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(path + ": not writing an invalid config: " + e.what());
+  }
+  json j;
+  j["_class_name"] = c.class_name;
+  j["_diffusers_version"] = kDiffusersVersion;
+  j["num_train_timesteps"] = c.num_train_timesteps;
+  j["beta_schedule"] = c.beta_schedule;
+  j["beta_start"] = c.beta_start;
+  j["beta_end"] = c.beta_end;
+  j["trained_betas"] = nullptr;
+  j["variance_type"] = c.variance_type;
+  j["clip_sample"] = c.clip_sample;
+  j["clip_sample_range"] = c.clip_sample_range;
+  j["prediction_type"] = c.prediction_type;
+  j["thresholding"] = false;
+  j["dynamic_thresholding_ratio"] = 0.995;
+  j["sample_max_value"] = 1.0;
+  j["timestep_spacing"] = c.timestep_spacing;
+  j["steps_offset"] = c.steps_offset;
+  j["rescale_betas_zero_snr"] = false;
+  j["set_alpha_to_one"] = c.set_alpha_to_one;
+  io_detail::write_json_file(path, j);
+}
+
+}  // namespace ddpm
