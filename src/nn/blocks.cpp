@@ -1,0 +1,50 @@
+// Planning helpers shared by the U-Net's blocks: the parameter table, planned buffers, and the
+// parameter-owning wrappers around the conv, linear and group-norm ops.
+#include "nn/blocks.h"
+
+#include <algorithm>
+
+namespace ddpm::nn {
+
+int64_t Planner::param(const std::string& name, Shape shape) {
+  const int64_t at = total_;
+  table_.push_back(ParamInfo{name, shape, at});
+  total_ += shape.numel();
+  return at;
+}
+
+void Planner::buffer(Buf& b, int64_t numel) {
+  b.numel = numel;
+  largest_ = std::max(largest_, numel);
+  b.slot = arena_.reserve({numel});
+  bufs_.push_back(&b);
+}
+
+void Planner::resolve() {
+  for (Buf* b : bufs_) b->p = arena_.tensor(b->slot).f32();
+}
+
+Norm::Norm(Planner& pl, const std::string& prefix, int64_t batch, int64_t pixels, int64_t channels, int64_t groups,
+           float eps)
+    : weight(pl.param(prefix + ".weight", {channels})),
+      bias(pl.param(prefix + ".bias", {channels})),
+      shape{batch, pixels, channels, groups, eps} {
+  pl.group_norm_workspace = std::max(pl.group_norm_workspace, cpu::group_norm_workspace_floats(shape));
+}
+
+void Norm::reserve_stats(Planner& pl) {
+  pl.buffer(mean, shape.batch * shape.groups);
+  pl.buffer(rstd, shape.batch * shape.groups);
+}
+
+Conv::Conv(Planner& pl, const std::string& prefix, const cpu::Conv2dShape& s, Precision precision)
+    : op(std::make_unique<cpu::Conv2d>(s, precision)),
+      weight(pl.param(prefix + ".weight", {s.out_channels, s.in_channels, s.kernel, s.kernel})),
+      bias(pl.param(prefix + ".bias", {s.out_channels})) {}
+
+Lin::Lin(Planner& pl, const std::string& prefix, int64_t rows, int64_t in, int64_t out, Precision precision)
+    : op(std::make_unique<cpu::Linear>(rows, in, out, precision)),
+      weight(pl.param(prefix + ".weight", {out, in})),
+      bias(pl.param(prefix + ".bias", {out})) {}
+
+}  // namespace ddpm::nn

@@ -1,0 +1,416 @@
+// UNet2D: diffusers' UNet2DModel planned from a config, its skip wiring, and the whole-network
+// forward and backward.
+#include "ddpm/nn/unet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "ddpm/kernels/add.h"
+#include "ddpm/kernels/concat.h"
+#include "nn/blocks.h"
+
+namespace ddpm {
+
+using nn::Buf;
+
+namespace {
+
+// One layer of a block: a resnet, its optional attention, and (up blocks) the concatenated input.
+struct Layer {
+  std::unique_ptr<nn::ResnetBlock> resnet;
+  std::unique_ptr<nn::AttentionBlock> attn;
+  int64_t height = 0, width = 0;
+  int64_t hidden_channels = 0, skip_channels = 0;  // up layers: the two halves of cat([hidden, skip])
+  int64_t skip = -1;      // up layers: the skip consumed; down layers: the skip produced
+  Buf cat;                // up layers only
+  const float* in = nullptr;  // recorded by forward(): the resnet's input
+  float* out() const { return attn ? attn->out() : resnet->out(); }
+};
+
+struct Level {
+  std::vector<std::unique_ptr<Layer>> layers;
+  std::unique_ptr<nn::Downsample> down;
+  std::unique_ptr<nn::Upsample> up;
+  int64_t down_skip = -1;
+  const float* down_in = nullptr;
+};
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+struct UNet2D::Impl {
+  UNet2DConfig cfg;
+  int64_t batch;
+  Precision precision;
+  bool training;
+  std::vector<ParamInfo> table;
+  Arena arena;
+  nn::Planner pl{table, arena};
+  AlignedBuffer params, grads;
+  nn::Scratch scratch;
+
+  nn::Conv conv_in;
+  std::unique_ptr<nn::TimeEmbedding> time;
+  std::vector<Level> down, up;
+  std::vector<std::unique_ptr<Layer>> mid;  // resnets.0 + attentions.0, resnets.1
+  nn::Norm norm_out;
+  nn::Conv conv_out;
+
+  Buf x, h0, o, g0, g1;
+  std::vector<std::unique_ptr<Buf>> dskip;
+  std::vector<int64_t> skip_channels;
+  std::vector<const float*> skips;  // filled by forward()
+  int64_t height = 0, width = 0, top_channels = 0;
+
+  Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t);
+  void add_skip(int64_t numel, int64_t channels) {
+    dskip.push_back(std::make_unique<Buf>());
+    pl.buffer(*dskip.back(), numel);
+    skip_channels.push_back(channels);
+  }
+  float* other(const float* g) const { return g == g0.p ? g1.p : g0.p; }
+  void layer_forward(Layer& l, const float* in, const float* w, uint64_t seed);
+  const float* layer_backward(Layer& l, const float* dy);
+};
+
+UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t) : cfg(c), batch(b), precision(p), training(t) {
+  cfg.validate();
+  if (batch < 1) throw std::invalid_argument("UNet2D: batch must be positive, got " + std::to_string(batch));
+  const int64_t L = cfg.levels();
+  {
+    const int64_t factor = int64_t{1} << (L - 1);
+    if (cfg.sample_height % factor != 0 || cfg.sample_width % factor != 0)
+      throw std::invalid_argument(
+          "UNet2DModel config: sample_size " + std::to_string(cfg.sample_height) + "x" +
+          std::to_string(cfg.sample_width) + " cannot pass " + std::to_string(L - 1) +
+          " stride-2 downsamplings and come back to the same size: height and width must be divisible by " +
+          std::to_string(factor) + " (2^(levels-1), levels = len(block_out_channels) = " + std::to_string(L) + ")");
+  }
+  const int64_t G = cfg.norm_num_groups;
+  const float eps = cfg.norm_eps;
+  const int64_t C0 = cfg.block_out_channels[0];
+  const int64_t T = cfg.time_embedding_dim();
+  const int64_t H = cfg.sample_height, W = cfg.sample_width;
+  height = H;
+  width = W;
+  std::vector<int64_t> hs(static_cast<size_t>(L)), ws(static_cast<size_t>(L));
+  for (int64_t l = 0; l < L; ++l) {
+    hs[static_cast<size_t>(l)] = H >> l;
+    ws[static_cast<size_t>(l)] = W >> l;
+  }
+  auto ch = [&](int64_t i) { return cfg.block_out_channels[static_cast<size_t>(i)]; };
+
+  pl.buffer(x, batch * H * W * cfg.in_channels);
+  // Registration order (facts §5.4): conv_in, time_embedding, down_blocks, up_blocks, mid_block,
+  // conv_norm_out, conv_out.
+  conv_in = nn::Conv(pl, "conv_in", {batch, H, W, cfg.in_channels, C0, 3, 1, 1, 1}, precision);
+  pl.buffer(h0, batch * H * W * C0);
+  add_skip(batch * H * W * C0, C0);
+  time = std::make_unique<nn::TimeEmbedding>(pl, batch, C0, T, cfg.flip_sin_to_cos, cfg.freq_shift, precision);
+
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string prefix = "down_blocks." + std::to_string(l);
+    const int64_t h = hs[static_cast<size_t>(l)], w = ws[static_cast<size_t>(l)], out = ch(l);
+    const int64_t in = l == 0 ? C0 : ch(l - 1);
+    Level level;
+    for (int64_t j = 0; j < cfg.layers_per_block; ++j) level.layers.push_back(std::make_unique<Layer>());
+    if (cfg.level_has_attention(l))  // Attn* blocks register their attentions before their resnets
+      for (int64_t j = 0; j < cfg.layers_per_block; ++j)
+        level.layers[static_cast<size_t>(j)]->attn = std::make_unique<nn::AttentionBlock>(
+            pl, prefix + ".attentions." + std::to_string(j), batch, h * w, out, G, eps, precision);
+    for (int64_t j = 0; j < cfg.layers_per_block; ++j) {
+      Layer& layer = *level.layers[static_cast<size_t>(j)];
+      layer.resnet = std::make_unique<nn::ResnetBlock>(pl, prefix + ".resnets." + std::to_string(j), batch, h, w,
+                                                      j == 0 ? in : out, out, T, G, eps, precision);
+      layer.height = h;
+      layer.width = w;
+      layer.skip = static_cast<int64_t>(dskip.size());
+      add_skip(batch * h * w * out, out);
+    }
+    if (l + 1 < L) {
+      level.down = std::make_unique<nn::Downsample>(pl, prefix + ".downsamplers.0", batch, h, w, out,
+                                                    cfg.downsample_padding, precision);
+      level.down_skip = static_cast<int64_t>(dskip.size());
+      add_skip(batch * (h / 2) * (w / 2) * out, out);
+    }
+    down.push_back(std::move(level));
+  }
+
+  // Up blocks: layers_per_block + 1 resnets on cat([hidden, skip]), popping the last skip.
+  int64_t next_skip = static_cast<int64_t>(dskip.size()) - 1;
+  for (int64_t i = 0; i < L; ++i) {
+    const std::string prefix = "up_blocks." + std::to_string(i);
+    const int64_t lev = L - 1 - i;
+    const int64_t h = hs[static_cast<size_t>(lev)], w = ws[static_cast<size_t>(lev)];
+    const int64_t prev_out = ch(L - 1 - std::max<int64_t>(i - 1, 0));
+    const int64_t out = ch(L - 1 - i);
+    const int64_t input = ch(L - 1 - std::min(i + 1, L - 1));
+    const int64_t n = cfg.layers_per_block + 1;
+    const bool attn = cfg.up_block_types[static_cast<size_t>(i)] == "AttnUpBlock2D";
+    Level level;
+    for (int64_t j = 0; j < n; ++j) level.layers.push_back(std::make_unique<Layer>());
+    if (attn)
+      for (int64_t j = 0; j < n; ++j)
+        level.layers[static_cast<size_t>(j)]->attn = std::make_unique<nn::AttentionBlock>(
+            pl, prefix + ".attentions." + std::to_string(j), batch, h * w, out, G, eps, precision);
+    for (int64_t j = 0; j < n; ++j) {
+      Layer& layer = *level.layers[static_cast<size_t>(j)];
+      layer.hidden_channels = j == 0 ? prev_out : out;
+      layer.skip_channels = j == n - 1 ? input : out;
+      layer.skip = next_skip--;
+      if (layer.skip < 0 || skip_channels[static_cast<size_t>(layer.skip)] != layer.skip_channels)
+        throw std::logic_error("UNet2D: skip wiring mismatch at " + prefix);  // a planning bug, not a config error
+      layer.height = h;
+      layer.width = w;
+      const int64_t cat_ch = layer.hidden_channels + layer.skip_channels;
+      layer.resnet = std::make_unique<nn::ResnetBlock>(pl, prefix + ".resnets." + std::to_string(j), batch, h, w,
+                                                      cat_ch, out, T, G, eps, precision);
+      pl.buffer(layer.cat, batch * h * w * cat_ch);
+    }
+    if (i + 1 < L)
+      level.up = std::make_unique<nn::Upsample>(pl, prefix + ".upsamplers.0", batch, h, w, out, precision);
+    up.push_back(std::move(level));
+  }
+
+  {
+    const int64_t lev = L - 1, h = hs[static_cast<size_t>(lev)], w = ws[static_cast<size_t>(lev)], c_mid = ch(L - 1);
+    mid.push_back(std::make_unique<Layer>());
+    mid.push_back(std::make_unique<Layer>());
+    mid[0]->attn = std::make_unique<nn::AttentionBlock>(pl, "mid_block.attentions.0", batch, h * w, c_mid, G, eps,
+                                                        precision);
+    for (int j = 0; j < 2; ++j) {
+      mid[static_cast<size_t>(j)]->resnet = std::make_unique<nn::ResnetBlock>(
+          pl, "mid_block.resnets." + std::to_string(j), batch, h, w, c_mid, c_mid, T, G, eps, precision);
+      mid[static_cast<size_t>(j)]->height = h;
+      mid[static_cast<size_t>(j)]->width = w;
+    }
+  }
+
+  norm_out = nn::Norm(pl, "conv_norm_out", batch, H * W, C0, G, eps);
+  norm_out.reserve_stats(pl);
+  conv_out = nn::Conv(pl, "conv_out", {batch, H, W, C0, cfg.out_channels, 3, 1, 1, 1}, precision);
+  pl.buffer(o, batch * H * W * C0);
+
+  const int64_t largest = pl.largest_buffer();
+  for (Buf* s : {&g0, &g1, &scratch.a, &scratch.b}) pl.buffer(*s, largest);
+  scratch.gn_floats = pl.group_norm_workspace;
+  pl.buffer(scratch.gn, static_cast<int64_t>(scratch.gn_floats));
+  pl.buffer(scratch.temb, batch * T);
+  arena.allocate();
+  pl.resolve();
+  skips.assign(dskip.size(), nullptr);
+  params = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
+  grads = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
+}
+
+void UNet2D::Impl::layer_forward(Layer& l, const float* in, const float* w, uint64_t seed) {
+  l.in = in;
+  l.resnet->forward(w, in, time->silu_temb(), training ? cfg.dropout : 0.0f, seed, scratch);
+  if (l.attn) l.attn->forward(w, l.resnet->out(), scratch);
+}
+
+// Returns the gradient w.r.t. the layer's input, in g0 or g1 (whichever dy is not).
+const float* UNet2D::Impl::layer_backward(Layer& l, const float* dy) {
+  const float* w = params.as<float>();
+  float* g = grads.as<float>();
+  if (l.attn) {
+    float* dx = other(dy);
+    l.attn->backward(w, g, l.resnet->out(), dy, dx, scratch);
+    dy = dx;
+  }
+  float* dx = other(dy);
+  l.resnet->backward(w, g, l.in, dy, dx, time->silu_temb(), time->d_silu_temb(), scratch);
+  return dx;
+}
+
+UNet2D::UNet2D(const UNet2DConfig& config, int64_t batch, Precision precision, bool training)
+    : impl_(std::make_unique<Impl>(config, batch, precision, training)) {}
+UNet2D::~UNet2D() = default;
+
+const UNet2DConfig& UNet2D::config() const { return impl_->cfg; }
+int64_t UNet2D::batch() const { return impl_->batch; }
+Precision UNet2D::precision() const { return impl_->precision; }
+bool UNet2D::training() const { return impl_->training; }
+const std::vector<ParamInfo>& UNet2D::parameters() const { return impl_->table; }
+int64_t UNet2D::parameter_count() const { return impl_->pl.parameter_count(); }
+float* UNet2D::params() { return impl_->params.as<float>(); }
+const float* UNet2D::params() const { return impl_->params.as<float>(); }
+float* UNet2D::grads() { return impl_->grads.as<float>(); }
+const float* UNet2D::grads() const { return impl_->grads.as<float>(); }
+
+const ParamInfo& UNet2D::parameter(const std::string& name) const {
+  for (const ParamInfo& p : impl_->table)
+    if (p.name == name) return p;
+  throw std::out_of_range("UNet2D: no parameter named '" + name + "'");
+}
+
+void UNet2D::set_weights() {
+  Impl& m = *impl_;
+  const float* w = m.params.as<float>();
+  m.conv_in.set_weights(w);
+  m.time->set_weights(w);
+  for (auto* levels : {&m.down, &m.up})
+    for (Level& level : *levels) {
+      for (auto& l : level.layers) {
+        l->resnet->set_weights(w);
+        if (l->attn) l->attn->set_weights(w);
+      }
+      if (level.down) level.down->set_weights(w);
+      if (level.up) level.up->set_weights(w);
+    }
+  for (auto& l : m.mid) {
+    l->resnet->set_weights(w);
+    if (l->attn) l->attn->set_weights(w);
+  }
+  m.conv_out.set_weights(w);
+}
+
+void UNet2D::init_weights(uint64_t seed) {
+  float* w = params();
+  for (size_t i = 0; i < impl_->table.size(); ++i) {
+    const ParamInfo& p = impl_->table[i];
+    float* t = w + p.offset;
+    const int64_t n = p.shape.numel();
+    if (ends_with(p.name, ".bias")) {
+      std::fill(t, t + n, 0.0f);
+    } else if (p.shape.rank() == 1) {  // group-norm scale
+      std::fill(t, t + n, 1.0f);
+    } else {
+      const int64_t area = p.shape.rank() == 4 ? p.shape[2] * p.shape[3] : 1;
+      const double fan_avg = 0.5 * static_cast<double>((p.shape[0] + p.shape[1]) * area);
+      const bool near_zero = ends_with(p.name, ".conv2.weight") || ends_with(p.name, ".to_out.0.weight") ||
+                             p.name == "conv_out.weight";
+      const double limit = std::sqrt(3.0 * (near_zero ? 1e-10 : 1.0) / fan_avg);
+      uint64_t state = seed * 0x100000001B3ull + i;
+      for (int64_t k = 0; k < n; ++k) {
+        const double u = (static_cast<double>(splitmix64(state) >> 11) + 0.5) * 0x1.0p-53;
+        t[k] = static_cast<float>((2.0 * u - 1.0) * limit);
+      }
+    }
+  }
+  set_weights();
+}
+
+void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed) {
+  Impl& m = *impl_;
+  const float* w = m.params.as<float>();
+  const int64_t B = m.batch;
+  std::memcpy(m.x.p, x, static_cast<size_t>(m.x.numel) * sizeof(float));
+  m.time->forward(w, timesteps);
+  m.conv_in.op->forward(m.x.p, w + m.conv_in.bias, m.h0.p);
+  m.skips[0] = m.h0.p;
+  const float* cur = m.h0.p;
+  uint64_t block = 0;
+  auto seed = [&] { return dropout_seed * 1000 + block++; };
+  for (Level& level : m.down) {
+    for (auto& l : level.layers) {
+      m.layer_forward(*l, cur, w, seed());
+      cur = l->out();
+      m.skips[static_cast<size_t>(l->skip)] = cur;
+    }
+    if (level.down) {
+      level.down_in = cur;
+      level.down->forward(w, cur);
+      cur = level.down->out();
+      m.skips[static_cast<size_t>(level.down_skip)] = cur;
+    }
+  }
+  for (auto& l : m.mid) {
+    m.layer_forward(*l, cur, w, seed());
+    cur = l->out();
+  }
+  for (Level& level : m.up) {
+    for (auto& l : level.layers) {
+      cpu::concat_channels_forward(l->cat.p, cur, l->hidden_channels, m.skips[static_cast<size_t>(l->skip)],
+                                   l->skip_channels, B * l->height * l->width);
+      m.layer_forward(*l, l->cat.p, w, seed());
+      cur = l->out();
+    }
+    if (level.up) {
+      level.up->forward(w, cur);
+      cur = level.up->out();
+    }
+  }
+  cpu::group_norm_forward(m.o.p, m.norm_out.mean.p, m.norm_out.rstd.p, cur, w + m.norm_out.weight,
+                          w + m.norm_out.bias, m.norm_out.shape, true, m.scratch.gn.p, m.scratch.gn_floats);
+  m.conv_out.op->forward(m.o.p, w + m.conv_out.bias, eps);
+}
+
+void UNet2D::backward(const float* d_eps) {
+  Impl& m = *impl_;
+  const float* w = m.params.as<float>();
+  float* g = m.grads.as<float>();
+  const int64_t B = m.batch;
+  std::fill(m.time->d_silu_temb(), m.time->d_silu_temb() + B * m.cfg.time_embedding_dim(), 0.0f);
+
+  m.conv_out.op->backward(m.o.p, d_eps, m.g0.p, g + m.conv_out.weight, g + m.conv_out.bias);
+  const Level& last = m.up.back();
+  const float* top = last.layers.back()->out();
+  cpu::group_norm_backward(m.g1.p, g + m.norm_out.weight, g + m.norm_out.bias, m.g0.p, top, m.norm_out.mean.p,
+                           m.norm_out.rstd.p, w + m.norm_out.weight, w + m.norm_out.bias, m.norm_out.shape, true,
+                           m.scratch.gn.p, m.scratch.gn_floats);
+  const float* dy = m.g1.p;
+  for (auto level = m.up.rbegin(); level != m.up.rend(); ++level) {
+    if (level->up) {
+      float* dx = m.other(dy);
+      level->up->backward(g, dy, dx, m.scratch);
+      dy = dx;
+    }
+    for (auto l = level->layers.rbegin(); l != level->layers.rend(); ++l) {
+      const float* dcat = m.layer_backward(**l, dy);
+      float* dh = m.other(dcat);
+      cpu::concat_channels_backward(dh, m.dskip[static_cast<size_t>((*l)->skip)]->p, dcat, (*l)->hidden_channels,
+                                    (*l)->skip_channels, B * (*l)->height * (*l)->width);
+      dy = dh;
+    }
+  }
+  for (auto l = m.mid.rbegin(); l != m.mid.rend(); ++l) dy = m.layer_backward(**l, dy);
+  // Every down-path output is also a skip: its gradient is the downstream one plus the skip's.
+  auto add_skip_grad = [&](int64_t k, const float* grad) {
+    float* d = const_cast<float*>(grad);  // grad is g0 or g1, owned here
+    const Buf& s = *m.dskip[static_cast<size_t>(k)];
+    cpu::add_inplace(d, s.p, s.numel);
+  };
+  for (auto level = m.down.rbegin(); level != m.down.rend(); ++level) {
+    if (level->down) {
+      add_skip_grad(level->down_skip, dy);
+      float* dx = m.other(dy);
+      level->down->backward(g, level->down_in, dy, dx);
+      dy = dx;
+    }
+    for (auto l = level->layers.rbegin(); l != level->layers.rend(); ++l) {
+      add_skip_grad((*l)->skip, dy);
+      dy = m.layer_backward(**l, dy);
+    }
+  }
+  add_skip_grad(0, dy);
+  m.conv_in.op->backward(m.x.p, dy, nullptr, g + m.conv_in.weight, g + m.conv_in.bias);
+  m.time->backward(g, m.time->d_silu_temb(), m.scratch);
+}
+
+double UNet2D::forward_flops() const {
+  const Impl& m = *impl_;
+  double f = m.conv_in.op->forward_flops() + m.conv_out.op->forward_flops() + m.time->flops();
+  for (auto* levels : {&m.down, &m.up})
+    for (const Level& level : *levels) {
+      for (auto& l : level.layers) f += l->resnet->flops() + (l->attn ? l->attn->flops() : 0.0);
+      if (level.down) f += level.down->flops();
+      if (level.up) f += level.up->flops();
+    }
+  for (auto& l : m.mid) f += l->resnet->flops() + (l->attn ? l->attn->flops() : 0.0);
+  return f;
+}
+
+}  // namespace ddpm
