@@ -1,0 +1,41 @@
+// Elementwise loops over [batch, per_item] arrays whose coefficients change per batch item:
+// parallel over (item, chunk) pairs when the whole array is large, serial (no OpenMP region,
+// hence no allocation) when small.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "ddpm/diffusion/schedule.h"
+#include "kernels/cpu/parallel.h"
+
+namespace ddpm::diffusion_detail {
+
+inline void check_sizes(int64_t batch, int64_t per_item, const char* what) {
+  if (batch < 0 || per_item < 0)
+    throw std::invalid_argument(std::string(what) + ": negative size (batch " + std::to_string(batch) +
+                                ", per_item " + std::to_string(per_item) + ")");
+}
+
+inline void check_timesteps(const int64_t* t, int64_t batch, const NoiseSchedule& schedule, const char* what) {
+  for (int64_t b = 0; b < batch; ++b)
+    if (t[b] < 0 || t[b] >= schedule.num_timesteps())
+      throw std::out_of_range(std::string(what) + ": t[" + std::to_string(b) + "] = " + std::to_string(t[b]) +
+                              " is outside [0, " + std::to_string(schedule.num_timesteps()) + ")");
+}
+
+// body(b, begin, end) covers every element index [b·per_item + begin, b·per_item + end).
+template <class Body>
+void for_each_item_chunk(int64_t batch, int64_t per_item, Body body) {
+  constexpr int64_t kChunk = 1 << 13;
+  if (batch == 0 || per_item == 0) return;
+  const int64_t chunks = (per_item + kChunk - 1) / kChunk;
+  cpu::parallel_for(batch * chunks, batch * per_item >= cpu::kParallelGrain, [&](int64_t i) {
+    const int64_t b = i / chunks, begin = (i % chunks) * kChunk;
+    body(b, begin, std::min(per_item, begin + kChunk));
+  });
+}
+
+}  // namespace ddpm::diffusion_detail
