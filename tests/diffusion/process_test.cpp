@@ -34,7 +34,7 @@ TEST(Process, QSampleMatchesFormulaPerItem) {
     }
   test::expect_close(x_t, expected, 1e-6, 1e-7, "q_sample");
   // In place over x0, and large enough to run in parallel.
-  const int64_t big = 3 * 40000;
+  const int64_t big = 3 * 100000;
   auto y = test::random_normal(big, 3);
   const auto n2 = test::random_normal(big, 4);
   std::vector<float> out(big);

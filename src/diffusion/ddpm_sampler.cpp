@@ -1,0 +1,49 @@
+// The DDPM ancestral step and the loop that runs it from x_T to x_0.
+#include "ddpm/diffusion/ddpm_sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "diffusion/per_item.h"
+
+namespace ddpm {
+
+void ddpm_step(float* x_prev, const float* x_t, const float* eps, int64_t t, const float* z, int64_t n,
+               const NoiseSchedule& schedule, Variance variance, bool clip_x0) {
+  diffusion_detail::check_sizes(1, n, "ddpm_step");
+  schedule.check_timestep(t, "ddpm_step");
+  const auto s = static_cast<size_t>(t);
+  const double recip = schedule.sqrt_recip_alphas_cumprod()[s], recipm1 = schedule.sqrt_recipm1_alphas_cumprod()[s];
+  const double c1 = schedule.posterior_mean_coef1()[s], c2 = schedule.posterior_mean_coef2()[s];
+  const double sigma = t > 0 ? std::exp(0.5 * schedule.log_variance(variance)[s]) : 0.0;
+  if (t > 0 && z == nullptr && n > 0) throw std::invalid_argument("ddpm_step: noise z is null at t = " + std::to_string(t));
+  const double lo = clip_x0 ? -1.0 : -HUGE_VAL, hi = clip_x0 ? 1.0 : HUGE_VAL;
+  diffusion_detail::for_each_item_chunk(1, n, [&](int64_t, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const double xt = x_t[i];
+      const double x0 = std::clamp(recip * xt - recipm1 * static_cast<double>(eps[i]), lo, hi);
+      double mean = c1 * x0 + c2 * xt;
+      if (t > 0) mean += sigma * static_cast<double>(z[i]);
+      x_prev[i] = static_cast<float>(mean);
+    }
+  });
+}
+
+void sample_ddpm(const EpsModel& model, float* x, int64_t batch, int64_t per_item, const NoiseSchedule& schedule,
+                 Variance variance, bool clip_x0, NoiseRng& rng, const SampleProgress& progress) {
+  diffusion_detail::check_sizes(batch, per_item, "sample_ddpm");
+  if (!model) throw std::invalid_argument("sample_ddpm: no model given");
+  const int64_t n = batch * per_item, T = schedule.num_timesteps();
+  std::vector<float> eps(static_cast<size_t>(n)), z(static_cast<size_t>(n));
+  for (int64_t t = T - 1; t >= 0; --t) {
+    model(x, t, eps.data());
+    if (t > 0) rng.fill_normal(z.data(), n);
+    ddpm_step(x, x, eps.data(), t, z.data(), n, schedule, variance, clip_x0);
+    if (progress) progress(T - t, T);
+  }
+}
+
+}  // namespace ddpm
