@@ -1,0 +1,32 @@
+// Dataset: images as uint8 NHWC [n, height, width, channels] with integer class labels, as every
+// reader (idx, cifar10, image_folder) produces them; training maps pixels to [-1, 1] per batch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ddpm {
+
+enum class Split { train, test };
+
+const char* split_name(Split split);  // "train", "test"
+
+struct Dataset {
+  std::string name;  // for messages, e.g. "fashion-mnist train"
+  int64_t n = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t channels = 0;
+  int num_classes = 0;          // 0 when unlabelled (image folders)
+  std::vector<uint8_t> images;  // [n, height, width, channels]
+  std::vector<int32_t> labels;  // [n] in [0, num_classes); empty when unlabelled
+
+  int64_t image_size() const { return height * width * channels; }
+  const uint8_t* image(int64_t i) const { return images.data() + i * image_size(); }
+};
+
+// Images [first, first + count) as float NHWC in [-1, 1] (x / 127.5 - 1); throws when out of range.
+void images_to_float(const Dataset& data, int64_t first, int64_t count, float* out);
+
+}  // namespace ddpm

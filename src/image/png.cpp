@@ -1,0 +1,181 @@
+// PNG/JPEG through stb_image and stb_image_write; the sample grid; [-1, 1] <-> uint8.
+#include "ddpm/image/png.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+// stb is third-party code: its own warnings are not ours to fix.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wall"
+#pragma GCC diagnostic ignored "-Wextra"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO  // we read files ourselves, to name them in errors
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#include <stb_image.h>
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#include <stb_image_write.h>
+#pragma GCC diagnostic pop
+
+namespace ddpm {
+
+namespace {
+
+// Large enough for any real photograph, small enough that a corrupt header cannot ask for gigabytes.
+constexpr int64_t kMaxPixels = int64_t{1} << 28;
+
+void check_shape(const std::string& path, int64_t height, int64_t width, int64_t channels) {
+  if (channels != 1 && channels != 3)
+    throw std::invalid_argument(path + ": cannot write a PNG with " + std::to_string(channels) +
+                                " channels (expected 1 or 3)");
+  if (height <= 0 || width <= 0 || height * width > kMaxPixels || width * channels > INT32_MAX)
+    throw std::invalid_argument(path + ": cannot write a PNG of " + std::to_string(height) + "x" +
+                                std::to_string(width) + " pixels");
+}
+
+void append_bytes(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<unsigned char>*>(context);
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  out->insert(out->end(), bytes, bytes + size);
+}
+
+uint8_t luma(uint8_t r, uint8_t g, uint8_t b) {
+  // ITU-R BT.601 weights, rounded (stb's own conversion truncates an integer approximation).
+  const float y = 0.299f * r + 0.587f * g + 0.114f * b;
+  return static_cast<uint8_t>(std::min(255.0f, std::nearbyint(y)));
+}
+
+}  // namespace
+
+void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width, int64_t channels) {
+  check_shape(path, height, width, channels);
+  std::vector<unsigned char> encoded;
+  const int stride = static_cast<int>(width * channels);
+  if (!stbi_write_png_to_func(append_bytes, &encoded, static_cast<int>(width), static_cast<int>(height),
+                              static_cast<int>(channels), pixels, stride))
+    throw std::runtime_error(path + ": PNG encoding failed");
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error(path + ": cannot open for writing");
+    out.write(reinterpret_cast<const char*>(encoded.data()), static_cast<std::streamsize>(encoded.size()));
+    if (!out.flush()) {
+      out.close();
+      std::filesystem::remove(tmp);
+      throw std::runtime_error(path + ": write failed (disk full?)");
+    }
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+void write_png(const std::string& path, const Image& image) {
+  if (image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels))
+    throw std::invalid_argument(path + ": image holds " + std::to_string(image.pixels.size()) +
+                                " bytes, its shape needs " +
+                                std::to_string(image.height * image.width * image.channels));
+  write_png(path, image.pixels.data(), image.height, image.width, image.channels);
+}
+
+Image read_image(const std::string& path, int64_t channels) {
+  if (channels != 0 && channels != 1 && channels != 3)
+    throw std::invalid_argument(path + ": cannot convert an image to " + std::to_string(channels) +
+                                " channels (expected 1 or 3)");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) throw std::runtime_error(path + ": cannot decode image: the file is empty");
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)) throw std::runtime_error(path + ": image file too large");
+  const int size = static_cast<int>(bytes.size());
+
+  int w = 0, h = 0, stored = 0;
+  if (!stbi_info_from_memory(bytes.data(), size, &w, &h, &stored))
+    throw std::runtime_error(path + ": cannot decode image (not a PNG or JPEG?): " + stbi_failure_reason());
+  if (int64_t{w} * h > kMaxPixels)
+    throw std::runtime_error(path + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
+                             " pixels is too large");
+  // Decode as 1 (grey, grey + alpha) or 3 (RGB, RGBA) channels: stb drops alpha itself.
+  const int decoded = stored <= 2 ? 1 : 3;
+  unsigned char* raw = stbi_load_from_memory(bytes.data(), size, &w, &h, &stored, decoded);
+  if (raw == nullptr) throw std::runtime_error(path + ": cannot decode image: " + stbi_failure_reason());
+
+  Image image;
+  image.height = h;
+  image.width = w;
+  image.channels = channels == 0 ? decoded : channels;
+  const size_t pixels = static_cast<size_t>(w) * static_cast<size_t>(h);
+  image.pixels.resize(pixels * static_cast<size_t>(image.channels));
+  if (image.channels == decoded) {
+    std::memcpy(image.pixels.data(), raw, image.pixels.size());
+  } else if (image.channels == 1) {
+    for (size_t i = 0; i < pixels; ++i) image.pixels[i] = luma(raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]);
+  } else {
+    for (size_t i = 0; i < pixels; ++i) std::fill_n(&image.pixels[3 * i], 3, raw[i]);
+  }
+  stbi_image_free(raw);
+  return image;
+}
+
+Image make_grid(const uint8_t* images, int64_t n, int64_t height, int64_t width, int64_t channels,
+                int64_t cols, int64_t padding, uint8_t pad_value) {
+  if (n <= 0 || height <= 0 || width <= 0 || channels <= 0 || cols <= 0 || padding < 0)
+    throw std::invalid_argument("make_grid: bad arguments (n " + std::to_string(n) + ", image " +
+                                std::to_string(height) + "x" + std::to_string(width) + "x" +
+                                std::to_string(channels) + ", cols " + std::to_string(cols) +
+                                ", padding " + std::to_string(padding) + ")");
+  cols = std::min(cols, n);
+  const int64_t rows = (n + cols - 1) / cols;
+  Image grid;
+  grid.height = rows * (height + padding) + padding;
+  grid.width = cols * (width + padding) + padding;
+  grid.channels = channels;
+  grid.pixels.assign(static_cast<size_t>(grid.height * grid.width * channels), pad_value);
+  const int64_t row_bytes = width * channels;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t y0 = padding + (i / cols) * (height + padding);
+    const int64_t x0 = padding + (i % cols) * (width + padding);
+    for (int64_t y = 0; y < height; ++y)
+      std::memcpy(&grid.pixels[static_cast<size_t>(((y0 + y) * grid.width + x0) * channels)],
+                  images + (i * height + y) * row_bytes, static_cast<size_t>(row_bytes));
+  }
+  return grid;
+}
+
+void to_uint8(const float* x, size_t n, uint8_t* out) {
+  for (size_t i = 0; i < n; ++i) {
+    const float v = (x[i] + 1.0f) * 127.5f;
+    // Written so that NaN fails the first test and lands on 0.
+    const float clipped = v > 0.0f ? std::min(v, 255.0f) : 0.0f;
+    out[i] = static_cast<uint8_t>(std::nearbyint(clipped));
+  }
+}
+
+std::vector<uint8_t> to_uint8(const float* x, size_t n) {
+  std::vector<uint8_t> out(n);
+  to_uint8(x, n, out.data());
+  return out;
+}
+
+void to_float(const uint8_t* x, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i]) / 127.5f - 1.0f;
+}
+
+std::vector<float> to_float(const uint8_t* x, size_t n) {
+  std::vector<float> out(n);
+  to_float(x, n, out.data());
+  return out;
+}
+
+}  // namespace ddpm

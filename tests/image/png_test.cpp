@@ -1,0 +1,127 @@
+// Images out: PNG round trip, reading with channel conversion, the sample grid, [-1, 1] <-> uint8.
+#include "ddpm/image/png.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+namespace ddpm {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("ddpm_png_test_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::vector<uint8_t> pattern(size_t n) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>((i * 37 + 11) % 256);
+  return v;
+}
+
+TEST(Png, RoundTripOneAndThreeChannels) {
+  const fs::path dir = temp_dir("roundtrip");
+  for (int64_t c : {1, 3}) {
+    std::string name = std::to_string(c);
+    name += "channels.png";  // not "x" + to_string(c): GCC 12 reports a false -Wrestrict there
+    const std::string path = (dir / name).string();
+    const auto pixels = pattern(static_cast<size_t>(5 * 7 * c));
+    write_png(path, pixels.data(), 5, 7, c);
+    EXPECT_FALSE(fs::exists(path + ".tmp"));
+    const Image img = read_image(path);
+    EXPECT_EQ(img.height, 5);
+    EXPECT_EQ(img.width, 7);
+    EXPECT_EQ(img.channels, c);
+    EXPECT_EQ(img.pixels, pixels);
+  }
+}
+
+TEST(Png, ReadConvertsChannels) {
+  const fs::path dir = temp_dir("convert");
+  const std::string rgb = (dir / "rgb.png").string();
+  const std::vector<uint8_t> px = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30};  // 1x4
+  write_png(rgb, px.data(), 1, 4, 3);
+  const Image grey = read_image(rgb, 1);
+  ASSERT_EQ(grey.channels, 1);
+  // ITU-R 601: 0.299 * 255 = 76.2, 0.587 * 255 = 149.7, 0.114 * 255 = 29.1, 2.99+11.74+3.42 = 18.15
+  EXPECT_EQ(grey.pixels, (std::vector<uint8_t>{76, 150, 29, 18}));
+  const std::string g = (dir / "grey.png").string();
+  write_png(g, grey);
+  const Image back = read_image(g, 3);
+  EXPECT_EQ(back.pixels, (std::vector<uint8_t>{76, 76, 76, 150, 150, 150, 29, 29, 29, 18, 18, 18}));
+}
+
+TEST(Png, ErrorsNameTheFile) {
+  const fs::path dir = temp_dir("errors");
+  const std::string missing = (dir / "missing.png").string();
+  try {
+    read_image(missing);
+    ADD_FAILURE();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(missing + ": cannot open"), std::string::npos) << e.what();
+  }
+  const std::string junk = (dir / "junk.png").string();
+  std::ofstream(junk, std::ios::binary) << "\x89PNG\r\n\x1a\n but then nothing sensible";
+  try {
+    read_image(junk);
+    ADD_FAILURE();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(junk + ": cannot decode image"), std::string::npos) << e.what();
+  }
+  const std::vector<uint8_t> two(8);
+  EXPECT_THROW(write_png((dir / "two.png").string(), two.data(), 2, 2, 2), std::invalid_argument);
+  EXPECT_THROW(read_image(junk, 4), std::invalid_argument);
+  EXPECT_THROW(write_png((dir / "no" / "such" / "dir.png").string(), two.data(), 2, 4, 1), std::runtime_error);
+}
+
+TEST(Grid, LayoutAndPadding) {
+  // Five 2x3 RGB images, 3 per row, 1 pixel of padding with value 7: a 2-row grid of 7x13.
+  const int64_t n = 5, h = 2, w = 3, c = 3;
+  std::vector<uint8_t> images(static_cast<size_t>(n * h * w * c));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t p = 0; p < h * w * c; ++p) images[static_cast<size_t>(i * h * w * c + p)] = static_cast<uint8_t>(100 + i * 10 + p % 3);
+  const Image g = make_grid(images.data(), n, h, w, c, 3, 1, 7);
+  EXPECT_EQ(g.height, 2 * (h + 1) + 1);
+  EXPECT_EQ(g.width, 3 * (w + 1) + 1);
+  EXPECT_EQ(g.channels, 3);
+  auto at = [&](int64_t y, int64_t x, int64_t k) { return g.pixels[static_cast<size_t>((y * g.width + x) * c + k)]; };
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t y0 = 1 + (i / 3) * 3, x0 = 1 + (i % 3) * 4;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        for (int64_t k = 0; k < c; ++k) EXPECT_EQ(at(y0 + y, x0 + x, k), 100 + i * 10 + k) << i;
+  }
+  EXPECT_EQ(at(0, 0, 0), 7);
+  EXPECT_EQ(at(3, 5, 1), 7);    // the padding row between the rows
+  EXPECT_EQ(at(4, 4, 2), 7);    // the padding column between images 3 and 4
+  EXPECT_EQ(at(5, 10, 0), 7);   // the empty sixth cell
+  // Fewer images than columns: the grid shrinks to them.
+  EXPECT_EQ(make_grid(images.data(), 2, h, w, c, 8, 2).width, 2 * (w + 2) + 2);
+  EXPECT_THROW(make_grid(images.data(), 0, h, w, c, 8, 2), std::invalid_argument);
+}
+
+TEST(Pixels, ToUint8ClipsAndRoundsLikeDdpm) {
+  const float nan = std::nanf("");
+  const std::vector<float> x = {-1.0f, 1.0f, 0.0f, -3.0f, 2.5f, nan, -0.5f, 0.5f, 0.999f, -0.999f};
+  // 0 -> 127.5 -> 128; -0.5 -> 63.75 -> 64; 0.5 -> 191.25 -> 191; 0.999 -> 254.87 -> 255.
+  EXPECT_EQ(to_uint8(x.data(), x.size()), (std::vector<uint8_t>{0, 255, 128, 0, 255, 0, 64, 191, 255, 0}));
+}
+
+TEST(Pixels, ToFloatIsTheExactInverse) {
+  std::vector<uint8_t> all(256);
+  for (int i = 0; i < 256; ++i) all[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+  const std::vector<float> f = to_float(all.data(), all.size());
+  EXPECT_EQ(f[0], -1.0f);
+  EXPECT_EQ(f[255], 1.0f);
+  EXPECT_NEAR(f[128], 128 / 127.5 - 1, 1e-7);
+  EXPECT_EQ(to_uint8(f.data(), f.size()), all);
+}
+
+}  // namespace
+}  // namespace ddpm
