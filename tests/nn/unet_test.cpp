@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <malloc.h>
+#include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -292,6 +294,30 @@ TEST(UNet2D, DropoutFollowsTheSeedAndIsOffInInference) {
   EXPECT_EQ(d, e);
 }
 
+// bf16 operands with fp32 accumulation through the whole network: output and gradient norms within
+// a few bf16 roundings of fp32.
+TEST(UNet2D, Bf16MatchesFp32) {
+  const UNet2DConfig cfg = reference_config("rect8x12");
+  const int64_t batch = 2, n = batch * 8 * 12;
+  const auto x = test::random_normal(static_cast<size_t>(n * 3), 1), d_eps = test::random_normal(static_cast<size_t>(n * 2), 2);
+  const std::vector<float> t{5, 700};
+  std::vector<std::vector<float>> eps(2, std::vector<float>(d_eps.size())), grads;
+  for (int i = 0; i < 2; ++i) {
+    UNet2D net(cfg, batch, i == 0 ? Precision::fp32 : Precision::bf16, true);
+    const auto w = test::random_normal(static_cast<size_t>(net.parameter_count()), 3, 0.2f);
+    std::copy(w.begin(), w.end(), net.params());
+    net.set_weights();
+    net.forward(x.data(), t.data(), eps[static_cast<size_t>(i)].data(), 1);
+    net.backward(d_eps.data());
+    grads.emplace_back(net.grads(), net.grads() + net.parameter_count());
+  }
+  EXPECT_LT(test::relative_norm_error(eps[1], eps[0]), 2e-2);
+  EXPECT_LT(test::relative_norm_error(grads[1], grads[0]), 5e-2);
+  EXPECT_GT(test::relative_norm_error(eps[1], eps[0]), 0.0) << "bf16 mode did not change the arithmetic";
+  std::printf("bf16 vs fp32: eps %.2e, grads %.2e (relative norm error)\n", test::relative_norm_error(eps[1], eps[0]),
+              test::relative_norm_error(grads[1], grads[0]));
+}
+
 TEST(UNet2D, InitWeightsFollowsDdpm) {
   UNet2D net(named_unet_config("fmnist-small"), 1, Precision::fp32, false);
   net.init_weights(1);
@@ -317,6 +343,50 @@ TEST(UNet2D, InitWeightsFollowsDdpm) {
       }
     }
   }
+}
+
+// Rough speed of one training step's forward and backward (not run by ctest):
+//   OMP_NUM_THREADS=2 build/tests/test_nn_unet --gtest_also_run_disabled_tests --gtest_filter='*Timing*'
+TEST(UNet2D, DISABLED_Timing) {
+  for (auto [name, batch] : {std::pair<const char*, int64_t>{"fmnist-small", 64}, {"cifar10-ddpm", 16}}) {
+    const UNet2DConfig cfg = named_unet_config(name);
+    UNet2D net(cfg, batch, Precision::fp32, true);
+    net.init_weights(1);
+    const size_t n = static_cast<size_t>(batch * cfg.sample_height * cfg.sample_width * cfg.in_channels);
+    const auto x = test::random_normal(n, 1), d_eps = test::random_normal(n, 2);
+    std::vector<float> t(static_cast<size_t>(batch)), eps(n);
+    for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<float>((i * 37) % 1000);
+    // Process CPU time as well as wall time: on a shared machine CPU seconds / threads is the
+    // better estimate of the uncontended wall time.
+    auto cpu_now = [] {
+      timespec ts;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+      return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    };
+    double fwd = 1e30, bwd = 1e30, cfwd = 1e30, cbwd = 1e30;
+    for (int it = 0; it < 4; ++it) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = cpu_now();
+      net.forward(x.data(), t.data(), eps.data(), static_cast<uint64_t>(it));
+      const auto t1 = std::chrono::steady_clock::now();
+      const double c1 = cpu_now();
+      net.backward(d_eps.data());
+      const auto t2 = std::chrono::steady_clock::now();
+      const double c2 = cpu_now();
+      if (it == 0) continue;  // warm-up
+      fwd = std::min(fwd, std::chrono::duration<double>(t1 - t0).count());
+      bwd = std::min(bwd, std::chrono::duration<double>(t2 - t1).count());
+      cfwd = std::min(cfwd, c1 - c0);
+      cbwd = std::min(cbwd, c2 - c1);
+    }
+    std::printf("%s batch %ld fp32: wall forward %.3f s, backward %.3f s (best of 3), %.1f img/s; CPU forward %.3f s, "
+                "backward %.3f s; forward %.2f GFLOP\n",
+                name, static_cast<long>(batch), fwd, bwd, static_cast<double>(batch) / (fwd + bwd), cfwd, cbwd,
+                net.forward_flops() * 1e-9);
+  }
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM", 0) == 0) std::printf("%s\n", line.c_str());
 }
 
 }  // namespace
