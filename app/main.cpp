@@ -6,6 +6,8 @@
 #include <exception>
 
 #include "bench_ops.h"
+#include "sample_command.h"
+#include "train_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ddpm.cpp: Denoising Diffusion Probabilistic Models in C++"};
@@ -24,9 +26,16 @@ int main(int argc, char** argv) {
   ops->add_option("--filter", ops_options.filter, "only ops whose name contains this text");
   ops->add_flag("--json", ops_options.json, "print one JSON object per measurement");
 
+  CLI::App* train = ddpm::app::add_train_command(app);
+  CLI::App* sample = ddpm::app::add_sample_command(app);
+  CLI::App* info = ddpm::app::add_info_command(app);
+
   try {
     app.parse(argc, argv);
     if (ops->parsed()) return ddpm::app::run_bench_ops(ops_options);
+    if (train->parsed()) return ddpm::app::run_train_command();
+    if (sample->parsed()) return ddpm::app::run_sample_command();
+    if (info->parsed()) return ddpm::app::run_info_command();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

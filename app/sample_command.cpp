@@ -1,0 +1,156 @@
+// `ddpm sample`: DDPM ancestral sampling from a model directory into a PNG grid (and optionally
+// one PNG per image and an NPY of uint8 [N, H, W, C]). `ddpm info`: what a model or config is.
+#include "sample_command.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ddpm/diffusion/ddpm_sampler.h"
+#include "ddpm/diffusion/noise_rng.h"
+#include "ddpm/diffusion/schedule.h"
+#include "ddpm/image/png.h"
+#include "ddpm/io/model_config.h"
+#include "ddpm/io/model_dir.h"
+#include "ddpm/io/npy.h"
+#include "ddpm/nn/unet.h"
+#include "progress.h"
+
+namespace ddpm::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct SampleOptions {
+  std::string model, out = "samples.png", out_dir, npy, precision = "fp32";
+  int64_t n = 16, batch = 0, cols = 0;
+  uint64_t seed = 0;
+  bool no_clip = false;
+} sample;
+
+struct InfoOptions {
+  std::string model, config;
+} info;
+
+TensorList tensor_list(const UNet2D& model) {
+  TensorList list;
+  for (const ParamInfo& p : model.parameters()) list.emplace_back(p.name, p.shape);
+  return list;
+}
+
+}  // namespace
+
+CLI::App* add_sample_command(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("sample", "Generate images with DDPM ancestral sampling (1000 steps)");
+  cmd->add_option("--model", sample.model, "diffusers model directory (e.g. RUN/model)")->required();
+  cmd->add_option("--n", sample.n, "number of images")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--seed", sample.seed, "seed of x_T and of every step's noise")->capture_default_str();
+  cmd->add_option("--out", sample.out, "PNG grid to write")->capture_default_str();
+  cmd->add_option("--out-dir", sample.out_dir, "also write one PNG per image into this directory");
+  cmd->add_option("--npy", sample.npy, "also write the images as uint8 [N, H, W, C] NPY");
+  cmd->add_option("--batch", sample.batch, "images per U-Net call (default: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cols", sample.cols, "grid columns (default: square)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--precision", sample.precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_flag("--no-clip", sample.no_clip, "do not clip the predicted x0 to [-1, 1]");
+  return cmd;
+}
+
+int run_sample_command() {
+  const ModelDir dir = read_model_dir(sample.model);
+  const UNet2DConfig& cfg = dir.unet;
+  const int64_t batch = sample.batch > 0 ? std::min(sample.batch, sample.n) : sample.n;
+  UNet2D net(cfg, batch, parse_precision(sample.precision), false);
+  load_model_dir_weights(sample.model, cfg, tensor_list(net), net.params());
+  net.set_weights();
+  const NoiseSchedule schedule(parse_schedule_kind(dir.scheduler.beta_schedule), dir.scheduler.num_train_timesteps,
+                               dir.scheduler.beta_start, dir.scheduler.beta_end);
+  const Variance variance = parse_variance(dir.scheduler.variance_type);
+  const bool clip = dir.scheduler.clip_sample && !sample.no_clip;
+
+  const int64_t per_item = cfg.sample_height * cfg.sample_width * cfg.out_channels;
+  std::vector<uint8_t> pixels(static_cast<size_t>(sample.n * per_item));
+  std::vector<float> x(static_cast<size_t>(batch * per_item)), tf(static_cast<size_t>(batch));
+  NoiseRng rng(sample.seed, 0);
+  const int64_t T = schedule.num_timesteps();
+  ProgressBar bar("sample", T * ((sample.n + batch - 1) / batch), "step");
+  int64_t done = 0;
+  for (int64_t first = 0; first < sample.n; first += batch) {
+    const int64_t count = std::min(batch, sample.n - first);
+    rng.fill_normal(x.data(), batch * per_item);
+    const EpsModel model = [&](const float* x_t, int64_t t, float* eps) {
+      std::fill(tf.begin(), tf.end(), static_cast<float>(t));
+      net.forward(x_t, tf.data(), eps, 0);
+    };
+    sample_ddpm(model, x.data(), batch, per_item, schedule, variance, clip, rng,
+                [&](int64_t d, int64_t) { bar.update(done + d); });
+    done += T;
+    to_uint8(x.data(), static_cast<size_t>(count * per_item), pixels.data() + first * per_item);
+  }
+  bar.finish();
+
+  int64_t cols = sample.cols;
+  if (cols <= 0)
+    while (cols * cols < sample.n) ++cols;
+  write_png(sample.out, make_grid(pixels.data(), sample.n, cfg.sample_height, cfg.sample_width, cfg.out_channels, cols));
+  std::fprintf(stderr, "wrote %s\n", sample.out.c_str());
+  if (!sample.out_dir.empty()) {
+    fs::create_directories(sample.out_dir);
+    for (int64_t i = 0; i < sample.n; ++i) {
+      char name[32];
+      std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(i));
+      write_png((fs::path(sample.out_dir) / name).string(), pixels.data() + i * per_item, cfg.sample_height,
+                cfg.sample_width, cfg.out_channels);
+    }
+    std::fprintf(stderr, "wrote %lld images to %s\n", static_cast<long long>(sample.n), sample.out_dir.c_str());
+  }
+  if (!sample.npy.empty()) {
+    std::vector<float> as_float(pixels.begin(), pixels.end());  // NPY writer takes float32
+    write_npy(sample.npy, as_float.data(), {sample.n, cfg.sample_height, cfg.sample_width, cfg.out_channels});
+    std::fprintf(stderr, "wrote %s\n", sample.npy.c_str());
+  }
+  return 0;
+}
+
+CLI::App* add_info_command(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("info", "Show a model's or built-in config's architecture and size");
+  auto* m = cmd->add_option("--model", info.model, "diffusers model directory");
+  auto* c = cmd->add_option("--config", info.config, "built-in config name or config.json");
+  m->excludes(c);
+  return cmd;
+}
+
+int run_info_command() {
+  UNet2DConfig cfg;
+  std::string what;
+  if (!info.model.empty()) {
+    cfg = read_model_dir(info.model).unet;
+    what = info.model;
+  } else if (!info.config.empty()) {
+    cfg = fs::is_regular_file(info.config) ? read_unet_config(info.config) : named_unet_config(info.config);
+    what = info.config;
+  } else {
+    throw std::invalid_argument("info: give --model DIR or --config NAME");
+  }
+  UNet2D net(cfg, 1, Precision::fp32, false);
+  std::printf("%s\n  sample_size %lldx%lld, channels %lld -> %lld\n  block_out_channels", what.c_str(),
+              static_cast<long long>(cfg.sample_height), static_cast<long long>(cfg.sample_width),
+              static_cast<long long>(cfg.in_channels), static_cast<long long>(cfg.out_channels));
+  for (size_t i = 0; i < cfg.block_out_channels.size(); ++i)
+    std::printf(" %lld%s", static_cast<long long>(cfg.block_out_channels[i]),
+                cfg.level_has_attention(static_cast<int64_t>(i)) ? "(attn)" : "");
+  std::printf("\n  layers_per_block %lld, groups %lld, dropout %g\n  %zu tensors, %lld parameters, %.3f GFLOP per image forward\n",
+              static_cast<long long>(cfg.layers_per_block), static_cast<long long>(cfg.norm_num_groups), cfg.dropout,
+              net.parameters().size(), static_cast<long long>(net.parameter_count()), net.forward_flops() * 1e-9);
+  if (!info.model.empty()) {
+    std::vector<float> weights(static_cast<size_t>(net.parameter_count()));
+    TensorList list;
+    for (const ParamInfo& p : net.parameters()) list.emplace_back(p.name, p.shape);
+    load_model_dir_weights(info.model, cfg, list, weights.data());  // reports NaN/Inf by tensor
+    std::printf("  weights: all %lld finite\n", static_cast<long long>(net.parameter_count()));
+  }
+  return 0;
+}
+
+}  // namespace ddpm::app

@@ -1,0 +1,87 @@
+// `ddpm train`: a new run (--out) or a resumed one (--resume); Ctrl-C stops after a checkpoint.
+#include "train_command.h"
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "ddpm/train/trainer.h"
+#include "progress.h"
+
+namespace ddpm::app {
+
+namespace {
+
+TrainOptions options;
+std::string precision = "fp32";
+std::string resume_dir;
+int64_t final_samples = 64;
+std::atomic<bool> interrupted{false};
+
+void on_signal(int) { interrupted = true; }
+
+}  // namespace
+
+CLI::App* add_train_command(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("train", "Train a DDPM (L_simple, Adam, EMA) into a run directory");
+  cmd->add_option("--data", options.data, "fashion-mnist | cifar10:DIR | folder:DIR")->capture_default_str();
+  cmd->add_option("--config", options.config, "fmnist-small | fmnist-64 | cifar10-ddpm")->capture_default_str();
+  cmd->add_option("--out", options.out, "run directory to create");
+  cmd->add_option("--resume", resume_dir, "continue the run in this directory");
+  cmd->add_option("--steps", options.steps, "total optimizer steps")->capture_default_str();
+  cmd->add_option("--batch", options.batch, "batch size")->capture_default_str();
+  cmd->add_option("--lr", options.lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--warmup", options.warmup_steps, "linear learning-rate warm-up steps")->capture_default_str();
+  cmd->add_option("--grad-clip", options.grad_clip, "global gradient-norm clip")->capture_default_str();
+  cmd->add_option("--ema-decay", options.ema_decay, "EMA decay")->capture_default_str();
+  cmd->add_flag("!--no-ema-warmup", options.ema_warmup, "use the fixed EMA decay from step 1 (paper)");
+  cmd->add_flag("--random-flip", options.random_flip, "random horizontal flips (paper: on for CIFAR-10)");
+  cmd->add_option("--seed", options.seed, "seed of every random draw")->capture_default_str();
+  cmd->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  cmd->add_option("--save-every", options.save_every, "checkpoint period in steps")->capture_default_str();
+  cmd->add_option("--sample-every", options.sample_every, "sample-grid period in steps (0: only at the end)")->capture_default_str();
+  cmd->add_option("--sample-n", options.sample_n, "images per periodic sample grid")->capture_default_str();
+  cmd->add_option("--final-samples", final_samples, "images in the final grid (0: none)")->capture_default_str();
+  cmd->add_option("--log-every", options.log_every, "log period in steps")->capture_default_str();
+  return cmd;
+}
+
+int run_train_command() {
+  options.precision = parse_precision(precision);
+  std::unique_ptr<Trainer> trainer;
+  if (!resume_dir.empty()) {
+    trainer = Trainer::resume(resume_dir, options.steps);
+    std::fprintf(stderr, "resuming %s at step %lld of %lld\n", resume_dir.c_str(),
+                 static_cast<long long>(trainer->step()), static_cast<long long>(trainer->options().steps));
+  } else {
+    trainer = std::make_unique<Trainer>(options);
+    std::fprintf(stderr, "training %s (%lld parameters) on %s into %s\n", options.config.c_str(),
+                 static_cast<long long>(trainer->parameter_count()), options.data.c_str(), options.out.c_str());
+  }
+  const TrainOptions& o = trainer->options();
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  ProgressBar bar("train", o.steps, "step");
+  trainer->run([&](const TrainRecord& r) {
+    bar.update(r.step, r.loss);
+    return !interrupted.load();
+  });
+  bar.finish();
+  if (interrupted) {
+    std::fprintf(stderr, "interrupted: checkpoint saved at step %lld; continue with: ddpm train --resume %s\n",
+                 static_cast<long long>(trainer->step()), o.out.c_str());
+    return 130;
+  }
+  if (final_samples > 0) {
+    const std::string path = (std::filesystem::path(o.out) / "samples" / "final.png").string();
+    std::fprintf(stderr, "sampling %lld images from the EMA weights (1000 steps) ...\n",
+                 static_cast<long long>(final_samples));
+    trainer->save_samples(path, final_samples, o.seed + 1);
+    std::fprintf(stderr, "wrote %s\n", path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace ddpm::app

@@ -1,0 +1,83 @@
+// DDPM training (paper Alg. 1) with the DDPM code's recipe: L_simple, Adam with linear warm-up,
+// global gradient-norm clipping, an EMA of the weights, and a run directory that resumes exactly.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ddpm/kernels/precision.h"
+#include "ddpm/nn/unet_config.h"
+
+namespace ddpm {
+
+struct TrainOptions {
+  std::string data = "fashion-mnist";   // fashion-mnist | cifar10:DIR | folder:DIR
+  std::string config = "fmnist-small";  // a built-in name or a config.json path
+  std::string out;                       // the run directory
+  int64_t steps = 3000;                  // total optimizer steps (a resumed run continues to this)
+  int64_t batch = 64;
+  double lr = 2e-4;
+  int64_t warmup_steps = 5000;  // paper: 5000
+  double grad_clip = 1.0;
+  double ema_decay = 0.9999;
+  bool ema_warmup = true;       // min(decay, (1+step)/(10+step)), so short runs have a usable EMA
+  bool random_flip = false;     // paper: on for CIFAR-10
+  uint64_t seed = 0;
+  Precision precision = Precision::fp32;
+  int64_t num_timesteps = 1000;
+  std::string beta_schedule = "linear";
+  double beta_start = 1e-4, beta_end = 0.02;
+  int64_t save_every = 500;     // checkpoint period in steps (and at exit)
+  int64_t sample_every = 0;     // 0: only at the end
+  int64_t sample_n = 16;
+  int64_t log_every = 10;
+};
+
+// One line of the JSON-lines log, also handed to the progress callback.
+struct TrainRecord {
+  int64_t step;
+  double loss, grad_norm, lr, images_per_second;
+};
+
+class Trainer {
+ public:
+  // A new run: validates everything (data, config, options) before creating `out`.
+  explicit Trainer(const TrainOptions& options);
+  // Continues the run in `run_dir` from its last complete checkpoint; `steps` > 0 overrides the
+  // total number of steps.
+  static std::unique_ptr<Trainer> resume(const std::string& run_dir, int64_t steps = 0);
+  ~Trainer();
+
+  const TrainOptions& options() const;
+  int64_t step() const;               // optimizer steps done
+  int64_t parameter_count() const;
+
+  double train_step();                // one step; returns the batch's L_simple
+  void save_checkpoint();             // atomic: the previous checkpoint stays valid until replaced
+  // Samples n images from the EMA weights (DDPM ancestral, 1000 steps) into a PNG grid.
+  void save_samples(const std::string& png_path, int64_t n, uint64_t seed);
+  // Trains until options().steps, checkpointing every save_every steps and at the end. on_step
+  // sees every step; returning false stops after a checkpoint (Ctrl-C in the CLI).
+  void run(const std::function<bool(const TrainRecord&)>& on_step = {});
+
+  // Flat buffers (diffusers state-dict order), for tests.
+  const float* params() const;
+  const float* ema() const;
+
+ private:
+  Trainer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The dataset named by `spec` for a model of this config (for the trainer and for tests).
+struct Dataset;
+Dataset load_training_data(const std::string& spec, const UNet2DConfig& config);
+
+// The DDPMScheduler config that describes a run's noise schedule (written into RUN/model).
+struct SchedulerConfig;
+SchedulerConfig scheduler_config_for(const TrainOptions& options);
+
+}  // namespace ddpm

@@ -1,0 +1,359 @@
+// The training loop and its run directory:
+//   RUN/train_options.json          the resolved options (written once, read on resume)
+//   RUN/training_state.safetensors  params, EMA, Adam moments + step, RNG and data-order state
+//   RUN/log.jsonl                   one JSON object per logged step
+//   RUN/samples/step_NNNNNNN.png    sample grids from the EMA weights
+//   RUN/model/                      the EMA weights as a diffusers model directory (what
+//                                   `ddpm sample --model` and diffusers' DDPMPipeline load)
+// Every random draw comes from state saved in the checkpoint, so a resumed run is bit-identical.
+#include "ddpm/train/trainer.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ddpm/data/batcher.h"
+#include "ddpm/data/cifar10.h"
+#include "ddpm/data/dataset.h"
+#include "ddpm/data/idx.h"
+#include "ddpm/data/image_folder.h"
+#include "ddpm/diffusion/ddpm_sampler.h"
+#include "ddpm/diffusion/noise_rng.h"
+#include "ddpm/diffusion/process.h"
+#include "ddpm/diffusion/schedule.h"
+#include "ddpm/image/png.h"
+#include "ddpm/io/model_config.h"
+#include "ddpm/io/model_dir.h"
+#include "ddpm/io/safetensors.h"
+#include "ddpm/kernels/mse.h"
+#include "ddpm/kernels/optimizer.h"
+#include "ddpm/nn/unet.h"
+#include "ddpm/train/schedules.h"
+
+namespace ddpm {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kStateFile = "training_state.safetensors";
+constexpr const char* kOptionsFile = "train_options.json";
+
+UNet2DConfig resolve_config(const std::string& name_or_path);
+
+json options_to_json(const TrainOptions& o) {
+  return {{"data", o.data}, {"config", o.config}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr},
+          {"warmup_steps", o.warmup_steps}, {"grad_clip", o.grad_clip}, {"ema_decay", o.ema_decay},
+          {"ema_warmup", o.ema_warmup}, {"random_flip", o.random_flip}, {"seed", o.seed},
+          {"precision", precision_name(o.precision)}, {"num_timesteps", o.num_timesteps},
+          {"beta_schedule", o.beta_schedule}, {"beta_start", o.beta_start}, {"beta_end", o.beta_end},
+          {"save_every", o.save_every}, {"sample_every", o.sample_every}, {"sample_n", o.sample_n},
+          {"log_every", o.log_every}};
+}
+
+TrainOptions options_from_json(const json& j, const std::string& run_dir) {
+  TrainOptions o;
+  o.out = run_dir;
+  o.data = j.at("data");
+  o.config = j.at("config");
+  o.steps = j.at("steps");
+  o.batch = j.at("batch");
+  o.lr = j.at("lr");
+  o.warmup_steps = j.at("warmup_steps");
+  o.grad_clip = j.at("grad_clip");
+  o.ema_decay = j.at("ema_decay");
+  o.ema_warmup = j.at("ema_warmup");
+  o.random_flip = j.at("random_flip");
+  o.seed = j.at("seed");
+  o.precision = parse_precision(j.at("precision"));
+  o.num_timesteps = j.at("num_timesteps");
+  o.beta_schedule = j.at("beta_schedule");
+  o.beta_start = j.at("beta_start");
+  o.beta_end = j.at("beta_end");
+  o.save_every = j.at("save_every");
+  o.sample_every = j.at("sample_every");
+  o.sample_n = j.at("sample_n");
+  o.log_every = j.at("log_every");
+  return o;
+}
+
+void validate(const TrainOptions& o) {
+  auto bad = [](const std::string& what) { throw std::invalid_argument("train: " + what); };
+  if (o.out.empty()) bad("--out RUN_DIR is required");
+  if (o.steps < 1) bad("--steps must be at least 1");
+  if (o.batch < 1) bad("--batch must be at least 1");
+  if (!(o.lr > 0)) bad("--lr must be positive");
+  if (o.warmup_steps < 0) bad("--warmup must be >= 0");
+  if (!(o.grad_clip > 0)) bad("--grad-clip must be positive");
+  if (!(o.ema_decay >= 0 && o.ema_decay < 1)) bad("--ema-decay must be in [0, 1)");
+  if (o.save_every < 1) bad("--save-every must be at least 1");
+  if (o.sample_every < 0 || o.sample_n < 1) bad("--sample-every must be >= 0 and --sample-n >= 1");
+  if (o.log_every < 1) bad("--log-every must be at least 1");
+}
+
+}  // namespace
+
+Dataset load_training_data(const std::string& spec, const UNet2DConfig& config) {
+  Dataset data;
+  if (spec == "fashion-mnist") {
+    data = load_fashion_mnist();
+  } else if (spec.rfind("cifar10:", 0) == 0) {
+    data = load_cifar10(spec.substr(8));
+  } else if (spec.rfind("folder:", 0) == 0) {
+    data = load_image_folder(spec.substr(7), config.sample_height, config.sample_width, config.in_channels);
+  } else {
+    throw std::invalid_argument("--data '" + spec + "' is not one of fashion-mnist, cifar10:DIR, folder:DIR");
+  }
+  if (data.height != config.sample_height || data.width != config.sample_width ||
+      data.channels != config.in_channels)
+    throw std::invalid_argument(
+        data.name + " has " + std::to_string(data.height) + "x" + std::to_string(data.width) + "x" +
+        std::to_string(data.channels) + " images, but the model's config needs sample_size " +
+        std::to_string(config.sample_height) + "x" + std::to_string(config.sample_width) + " and in_channels " +
+        std::to_string(config.in_channels) + " (for Fashion-MNIST use --config fmnist-small or fmnist-64)");
+  return data;
+}
+
+namespace {
+UNet2DConfig resolve_config(const std::string& name_or_path) {
+  if (fs::is_regular_file(name_or_path)) return read_unet_config(name_or_path);
+  if (fs::is_directory(name_or_path)) return read_model_dir(name_or_path).unet;
+  return named_unet_config(name_or_path);
+}
+}  // namespace
+
+SchedulerConfig scheduler_config_for(const TrainOptions& o) {
+  SchedulerConfig s;
+  s.num_train_timesteps = o.num_timesteps;
+  s.beta_schedule = o.beta_schedule == "cosine" ? "squaredcos_cap_v2" : o.beta_schedule;
+  s.beta_start = o.beta_start;
+  s.beta_end = o.beta_end;
+  s.variance_type = "fixed_large";
+  s.clip_sample = true;
+  s.validate();
+  return s;
+}
+
+TensorList tensor_list(const UNet2D& model) {
+  TensorList list;
+  for (const ParamInfo& p : model.parameters()) list.emplace_back(p.name, p.shape);
+  return list;
+}
+
+struct Trainer::Impl {
+  TrainOptions opt;
+  UNet2DConfig cfg;
+  Dataset data;
+  std::unique_ptr<Batcher> batcher;
+  std::unique_ptr<UNet2D> model;
+  std::unique_ptr<UNet2D> sampler_model;  // inference copy for sample grids, built on first use
+  std::unique_ptr<NoiseSchedule> schedule;
+  NoiseRng rng;
+  int64_t step = 0;
+  int64_t per_item = 0;
+  std::vector<float> ema, adam_m, adam_v;
+  std::vector<float> x0, x_t, noise, eps, d_eps, t_float;
+  std::vector<int64_t> t;
+  std::ofstream log;
+  float last_grad_norm = 0.0f;
+
+  void build(const TrainOptions& options) {
+    opt = options;
+    validate(opt);
+    cfg = resolve_config(opt.config);
+    data = load_training_data(opt.data, cfg);
+    schedule = std::make_unique<NoiseSchedule>(parse_schedule_kind(opt.beta_schedule), opt.num_timesteps,
+                                               opt.beta_start, opt.beta_end);
+    batcher = std::make_unique<Batcher>(data, opt.batch, opt.seed, opt.random_flip);
+    model = std::make_unique<UNet2D>(cfg, opt.batch, opt.precision, true);
+    rng = NoiseRng(opt.seed ^ 0x5DEECE66DULL, 0);
+    per_item = cfg.sample_height * cfg.sample_width * cfg.in_channels;
+    const auto n = static_cast<size_t>(opt.batch * per_item);
+    x0.resize(n), x_t.resize(n), noise.resize(n), eps.resize(n), d_eps.resize(n);
+    t.resize(static_cast<size_t>(opt.batch));
+    t_float.resize(static_cast<size_t>(opt.batch));
+    const auto p = static_cast<size_t>(model->parameter_count());
+    ema.resize(p), adam_m.assign(p, 0.0f), adam_v.assign(p, 0.0f);
+  }
+
+  std::string state_path() const { return (fs::path(opt.out) / kStateFile).string(); }
+
+  void open_log() {
+    log.open(fs::path(opt.out) / "log.jsonl", std::ios::app);
+    if (!log) throw std::runtime_error(opt.out + "/log.jsonl: cannot open for writing");
+  }
+};
+
+Trainer::Trainer() : impl_(std::make_unique<Impl>()) {}
+
+Trainer::Trainer(const TrainOptions& options) : Trainer() {
+  Impl& m = *impl_;
+  m.build(options);
+  if (fs::exists(fs::path(options.out) / kStateFile))
+    throw std::invalid_argument("train: " + options.out + " already holds a run; continue it with --resume " +
+                                options.out + " or choose another --out");
+  fs::create_directories(fs::path(options.out) / "samples");
+  m.model->init_weights(options.seed);
+  std::copy(m.model->params(), m.model->params() + m.model->parameter_count(), m.ema.begin());
+  {
+    std::ofstream out(fs::path(options.out) / kOptionsFile);
+    out << options_to_json(options).dump(2) << "\n";
+    if (!out) throw std::runtime_error(options.out + "/" + kOptionsFile + ": cannot write");
+  }
+  m.open_log();
+}
+
+std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, int64_t steps) {
+  const fs::path options_path = fs::path(run_dir) / kOptionsFile;
+  std::ifstream in(options_path);
+  if (!in) throw std::invalid_argument("--resume " + run_dir + ": no " + kOptionsFile + " there (not a run directory)");
+  json j;
+  try {
+    in >> j;
+  } catch (const json::exception& e) {
+    throw std::runtime_error(options_path.string() + ": not valid JSON: " + e.what());
+  }
+  TrainOptions options = options_from_json(j, run_dir);
+  if (steps > 0) options.steps = steps;
+  std::unique_ptr<Trainer> trainer(new Trainer());
+  Impl& m = *trainer->impl_;
+  m.build(options);
+
+  SafetensorsFile state = SafetensorsFile::open(m.state_path());
+  const auto p = static_cast<size_t>(m.model->parameter_count());
+  state.read_f32("params", m.model->params(), p);
+  state.read_f32("ema", m.ema.data(), p);
+  state.read_f32("adam_m", m.adam_m.data(), p);
+  state.read_f32("adam_v", m.adam_v.data(), p);
+  const auto& meta = state.metadata();
+  auto get = [&](const char* key) -> uint64_t {
+    const auto it = meta.find(key);
+    if (it == meta.end()) throw std::runtime_error(m.state_path() + ": metadata has no '" + key + "'");
+    return std::stoull(it->second);
+  };
+  m.step = static_cast<int64_t>(get("step"));
+  m.rng.set_state(get("rng_seed"), get("rng_offset"));
+  m.batcher->restore({get("batcher_epoch"), get("batcher_position")});
+  m.model->set_weights();
+  m.open_log();
+  return trainer;
+}
+
+Trainer::~Trainer() = default;
+
+const TrainOptions& Trainer::options() const { return impl_->opt; }
+int64_t Trainer::step() const { return impl_->step; }
+int64_t Trainer::parameter_count() const { return impl_->model->parameter_count(); }
+const float* Trainer::params() const { return impl_->model->params(); }
+const float* Trainer::ema() const { return impl_->ema.data(); }
+
+double Trainer::train_step() {
+  Impl& m = *impl_;
+  const int64_t B = m.opt.batch, n = B * m.per_item, P = m.model->parameter_count();
+  m.batcher->next(m.x0.data());
+  draw_training_batch(m.x_t.data(), m.noise.data(), m.t.data(), m.x0.data(), B, m.per_item, *m.schedule, m.rng);
+  for (int64_t b = 0; b < B; ++b) m.t_float[static_cast<size_t>(b)] = static_cast<float>(m.t[static_cast<size_t>(b)]);
+  // Dropout masks are a function of (seed, step): nothing to save for an exact resume.
+  m.model->forward(m.x_t.data(), m.t_float.data(), m.eps.data(), m.opt.seed * 1000003ULL + static_cast<uint64_t>(m.step));
+  const double loss = cpu::mse_forward(m.eps.data(), m.noise.data(), n);
+  cpu::mse_backward(m.d_eps.data(), m.eps.data(), m.noise.data(), n);
+  m.model->backward(m.d_eps.data());
+  const float grad_norm = cpu::clip_grad_norm(m.model->grads(), P, static_cast<float>(m.opt.grad_clip));
+  if (!std::isfinite(loss) || !std::isfinite(grad_norm))
+    throw std::runtime_error("train: non-finite loss or gradient at step " + std::to_string(m.step + 1) +
+                             " (loss " + std::to_string(loss) + ", gradient norm " + std::to_string(grad_norm) +
+                             "); the last checkpoint in " + m.opt.out + " is intact. Try a lower --lr.");
+  ++m.step;
+  cpu::AdamConfig adam;
+  adam.lr = static_cast<float>(warmed_up_lr(m.opt.lr, m.step, m.opt.warmup_steps));
+  cpu::adam_step(m.model->params(), m.model->grads(), m.adam_m.data(), m.adam_v.data(), P, adam, m.step);
+  cpu::ema_update(m.ema.data(), m.model->params(), P,
+                  static_cast<float>(ema_decay_at(m.opt.ema_decay, m.step, m.opt.ema_warmup)));
+  m.model->set_weights();
+  m.last_grad_norm = grad_norm;
+  return loss;
+}
+
+void Trainer::save_checkpoint() {
+  Impl& m = *impl_;
+  const int64_t P = m.model->parameter_count();
+  const std::vector<int64_t> shape{P};
+  const BatcherState bs = m.batcher->state();
+  write_safetensors(m.state_path(),
+                    {{"params", shape, m.model->params()},
+                     {"ema", shape, m.ema.data()},
+                     {"adam_m", shape, m.adam_m.data()},
+                     {"adam_v", shape, m.adam_v.data()}},
+                    {{"format", "ddpm.cpp training state v1"},
+                     {"step", std::to_string(m.step)},
+                     {"rng_seed", std::to_string(m.rng.seed())},
+                     {"rng_offset", std::to_string(m.rng.offset())},
+                     {"batcher_epoch", std::to_string(bs.epoch)},
+                     {"batcher_position", std::to_string(bs.position)}});
+  // The exported model is a copy for users; the state file above is what a resume reads.
+  save_model_dir((fs::path(m.opt.out) / "model").string(), m.cfg, scheduler_config_for(m.opt),
+                 tensor_list(*m.model), m.ema.data());
+}
+
+void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed) {
+  Impl& m = *impl_;
+  if (!m.sampler_model || m.sampler_model->batch() != n)
+    m.sampler_model = std::make_unique<UNet2D>(m.cfg, n, m.opt.precision, false);
+  UNet2D& net = *m.sampler_model;
+  std::copy(m.ema.begin(), m.ema.end(), net.params());
+  net.set_weights();
+  std::vector<float> x(static_cast<size_t>(n * m.per_item)), tf(static_cast<size_t>(n));
+  NoiseRng rng(seed, 0);
+  rng.fill_normal(x.data(), static_cast<int64_t>(x.size()));
+  const EpsModel eps_model = [&](const float* x_t, int64_t t, float* eps) {
+    std::fill(tf.begin(), tf.end(), static_cast<float>(t));
+    net.forward(x_t, tf.data(), eps, 0);
+  };
+  sample_ddpm(eps_model, x.data(), n, m.per_item, *m.schedule, Variance::fixed_large, true, rng);
+  const std::vector<uint8_t> pixels = to_uint8(x.data(), x.size());
+  int64_t cols = 1;
+  while (cols * cols < n) ++cols;
+  write_png(png_path, make_grid(pixels.data(), n, m.cfg.sample_height, m.cfg.sample_width, m.cfg.in_channels, cols));
+}
+
+void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {
+  Impl& m = *impl_;
+  auto last = std::chrono::steady_clock::now();
+  int64_t images_since = 0;
+  while (m.step < m.opt.steps) {
+    const double loss = train_step();
+    images_since += m.opt.batch;
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - last).count();
+    TrainRecord record{m.step, loss, m.last_grad_norm, warmed_up_lr(m.opt.lr, m.step, m.opt.warmup_steps),
+                       seconds > 0 ? static_cast<double>(images_since) / seconds : 0.0};
+    if (m.step % m.opt.log_every == 0 || m.step == m.opt.steps) {
+      m.log << json{{"step", record.step}, {"loss", record.loss}, {"grad_norm", record.grad_norm},
+                    {"lr", record.lr}, {"img_per_s", record.images_per_second}}.dump()
+            << "\n";
+      m.log.flush();
+      last = now;
+      images_since = 0;
+    }
+    const bool go_on = !on_step || on_step(record);
+    if (!go_on || m.step % m.opt.save_every == 0 || m.step == m.opt.steps) save_checkpoint();
+    if (!go_on) return;
+    if (m.opt.sample_every > 0 && m.step % m.opt.sample_every == 0 && m.step != m.opt.steps) {
+      char name[64];
+      std::snprintf(name, sizeof name, "step_%07lld.png", static_cast<long long>(m.step));
+      save_samples((fs::path(m.opt.out) / "samples" / name).string(), m.opt.sample_n, m.opt.seed + 1);
+    }
+  }
+}
+
+}  // namespace ddpm
