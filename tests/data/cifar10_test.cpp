@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -36,17 +38,6 @@ void write_set(const fs::path& dir) {
   write(dir / "test_batch.bin", batch(0, 3));
 }
 
-template <class F>
-void expect_error(F&& call, const std::string& file, const std::string& needle) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one containing '" << needle << "'";
-  } catch (const std::runtime_error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find(file), std::string::npos) << what;
-    EXPECT_NE(what.find(needle), std::string::npos) << what;
-  }
-}
 
 TEST(Cifar10, PlanesBecomeNhwc) {
   const fs::path dir = temp_dir("ok");
@@ -75,20 +66,20 @@ TEST(Cifar10, BrokenSetsGiveClearErrors) {
   const fs::path dir = temp_dir("broken");
   write_set(dir);
   fs::remove(dir / "data_batch_4.bin");
-  expect_error([&] { load_cifar10(dir.string(), Split::train); }, (dir / "data_batch_4.bin").string(),
+  test::expect_error([&] { load_cifar10(dir.string(), Split::train); }, (dir / "data_batch_4.bin").string(),
                "CIFAR-10 file not found");
-  expect_error([&] { load_cifar10((dir / "nowhere").string(), Split::test); },
+  test::expect_error([&] { load_cifar10((dir / "nowhere").string(), Split::test); },
                (dir / "nowhere" / "test_batch.bin").string(), "cifar-10-batches-bin");
   write(dir / "data_batch_4.bin", batch(4, 2) + "x");
-  expect_error([&] { load_cifar10(dir.string(), Split::train); }, (dir / "data_batch_4.bin").string(),
+  test::expect_error([&] { load_cifar10(dir.string(), Split::train); }, (dir / "data_batch_4.bin").string(),
                "size 6147 bytes is not a non-zero multiple of the 3073-byte record");
   write(dir / "test_batch.bin", "");
-  expect_error([&] { load_cifar10(dir.string(), Split::test); }, (dir / "test_batch.bin").string(),
+  test::expect_error([&] { load_cifar10(dir.string(), Split::test); }, (dir / "test_batch.bin").string(),
                "size 0 bytes");
   std::string bad = batch(0, 3);
   bad[3073] = 10;  // record 1
   write(dir / "test_batch.bin", bad);
-  expect_error([&] { load_cifar10(dir.string(), Split::test); }, (dir / "test_batch.bin").string(),
+  test::expect_error([&] { load_cifar10(dir.string(), Split::test); }, (dir / "test_batch.bin").string(),
                "record 1 has label 10");
 }
 

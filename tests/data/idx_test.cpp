@@ -2,6 +2,8 @@
 #include "ddpm/data/idx.h"
 
 #include <gtest/gtest.h>
+
+#include "test_support.h"
 #include <zlib.h>
 
 #include <array>
@@ -41,19 +43,6 @@ void write_plain(const fs::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-// The call must throw std::runtime_error whose message names `file` and contains `needle`.
-template <class F>
-void expect_error(F&& call, const std::string& file, const std::string& needle) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one containing '" << needle << "'";
-  } catch (const std::runtime_error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find(file), std::string::npos) << what;
-    EXPECT_NE(what.find(needle), std::string::npos) << what;
-  }
-}
-
 TEST(FashionMnist, TrainSplitIsTheRealDataSet) {
   const Dataset d = load_fashion_mnist(kFashionMnistDir, Split::train);
   EXPECT_EQ(d.n, 60000);
@@ -90,10 +79,10 @@ TEST(FashionMnist, TestSplitHas10000) {
 
 TEST(FashionMnist, MissingFilesNameThePackage) {
   const fs::path dir = temp_dir("missing");
-  expect_error([&] { load_fashion_mnist(dir.string(), Split::train); },
+  test::expect_error([&] { load_fashion_mnist(dir.string(), Split::train); },
                (dir / "train-images-idx3-ubyte.gz").string(), "apt-get install dataset-fashion-mnist");
   write_gz(dir / "t10k-labels-idx1-ubyte.gz", idx_bytes(0x801, {2}, 2, 1));
-  expect_error([&] { load_fashion_mnist(dir.string(), Split::test); },
+  test::expect_error([&] { load_fashion_mnist(dir.string(), Split::test); },
                (dir / "t10k-images-idx3-ubyte.gz").string(), "scripts/setup");
 }
 
@@ -101,10 +90,10 @@ TEST(FashionMnist, ImageAndLabelCountsMustAgree) {
   const fs::path dir = temp_dir("counts");
   write_gz(dir / "t10k-labels-idx1-ubyte.gz", idx_bytes(0x801, {3}, 3, 1));
   write_gz(dir / "t10k-images-idx3-ubyte.gz", idx_bytes(0x803, {2, 4, 5}, 40));
-  expect_error([&] { load_fashion_mnist(dir.string(), Split::test); },
+  test::expect_error([&] { load_fashion_mnist(dir.string(), Split::test); },
                (dir / "t10k-images-idx3-ubyte.gz").string(), "holds 2 images, but");
   write_gz(dir / "t10k-labels-idx1-ubyte.gz", idx_bytes(0x801, {2}, 2, 10));
-  expect_error([&] { load_fashion_mnist(dir.string(), Split::test); },
+  test::expect_error([&] { load_fashion_mnist(dir.string(), Split::test); },
                (dir / "t10k-labels-idx1-ubyte.gz").string(), "label 10 at index 0 is out of range");
   write_gz(dir / "t10k-labels-idx1-ubyte.gz", idx_bytes(0x801, {2}, 2, 7));
   const Dataset d = load_fashion_mnist(dir.string(), Split::test);  // a small valid pair loads
@@ -134,9 +123,9 @@ TEST(Idx, BrokenFilesGiveClearErrors) {
   auto check = [&](const std::string& bytes, int ndims, const std::string& needle, bool gz = true) {
     if (gz) write_gz(p, bytes);
     else write_plain(p, bytes);
-    expect_error([&] { read_idx(p, ndims); }, p, needle);
+    test::expect_error([&] { read_idx(p, ndims); }, p, needle);
   };
-  expect_error([&] { read_idx((dir / "none.gz").string(), 1); }, (dir / "none.gz").string(), "no such file");
+  test::expect_error([&] { read_idx((dir / "none.gz").string(), 1); }, (dir / "none.gz").string(), "no such file");
   // Labels where images are expected, and the other way round.
   check(idx_bytes(0x801, {4}, 4), 3, "bad magic 0x00000801, expected 0x00000803");
   check(idx_bytes(0x801, {4}, 4), 3, "(labels?)");
@@ -160,7 +149,7 @@ TEST(Idx, BrokenFilesGiveClearErrors) {
   write_gz(p, big);
   const auto size = fs::file_size(p);
   fs::resize_file(p, size / 2);
-  expect_error([&] { read_idx(p, 3); }, p, "truncated gzip stream");
+  test::expect_error([&] { read_idx(p, 3); }, p, "truncated gzip stream");
   // A damaged one (bytes flipped in the middle of the deflate data).
   write_gz(p, big);
   {

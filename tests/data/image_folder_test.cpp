@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -44,18 +46,6 @@ void write_solid(const fs::path& path, int h, int w, const std::vector<uint8_t>&
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-template <class F>
-void expect_error(F&& call, const std::string& file, const std::string& needle) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one containing '" << needle << "'";
-  } catch (const std::exception& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find(file), std::string::npos) << what;
-    EXPECT_NE(what.find(needle), std::string::npos) << what;
-  }
-}
-
 TEST(ImageFolder, LoadsEveryImageInNameOrderConvertedAndResized) {
   const fs::path dir = temp_dir("ok");
   fs::create_directories(dir / "sub");
@@ -93,16 +83,16 @@ TEST(ImageFolder, LoadsEveryImageInNameOrderConvertedAndResized) {
 
 TEST(ImageFolder, ErrorsNameTheFolderOrFile) {
   const fs::path dir = temp_dir("errors");
-  expect_error([&] { load_image_folder((dir / "nope").string(), 8, 8, 3); }, (dir / "nope").string(),
+  test::expect_error([&] { load_image_folder((dir / "nope").string(), 8, 8, 3); }, (dir / "nope").string(),
                "image folder not found");
   std::ofstream(dir / "file.txt") << "x";
-  expect_error([&] { load_image_folder((dir / "file.txt").string(), 8, 8, 3); }, (dir / "file.txt").string(),
+  test::expect_error([&] { load_image_folder((dir / "file.txt").string(), 8, 8, 3); }, (dir / "file.txt").string(),
                "not a directory");
-  expect_error([&] { load_image_folder(dir.string(), 8, 8, 3); }, dir.string(), "no images (.png, .jpg, .jpeg)");
+  test::expect_error([&] { load_image_folder(dir.string(), 8, 8, 3); }, dir.string(), "no images (.png, .jpg, .jpeg)");
   write_solid(dir / "good.png", 8, 8, {1, 2, 3});
   std::ofstream(dir / "bad.jpg", std::ios::binary) << "\xff\xd8\xff garbage that is no JPEG";
-  expect_error([&] { load_image_folder(dir.string(), 8, 8, 3); }, (dir / "bad.jpg").string(), "cannot decode image");
-  expect_error([&] { load_image_folder(dir.string(), 8, 8, 4); }, dir.string(), "1 or 3 channels, not 4");
+  test::expect_error([&] { load_image_folder(dir.string(), 8, 8, 3); }, (dir / "bad.jpg").string(), "cannot decode image");
+  test::expect_error([&] { load_image_folder(dir.string(), 8, 8, 4); }, dir.string(), "1 or 3 channels, not 4");
 }
 
 }  // namespace

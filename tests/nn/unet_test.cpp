@@ -5,12 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <malloc.h>
 #include <time.h>
 
 #include <algorithm>
 #include <chrono>
-#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -20,40 +18,8 @@
 #include "ddpm/kernels/mse.h"
 #include "ddpm/kernels/optimizer.h"
 #include "kernels/cpu/dnnl_context.h"
+#include "heap_counter.h"
 #include "test_support.h"
-
-// ---- heap accounting (as tests/train/training_step_test.cpp) ----
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<long> ours{0}, dnnl_max_bytes{0};
-void note(size_t bytes) {
-  if (!counting.load(std::memory_order_relaxed)) return;
-  if (ddpm::cpu::inside_dnnl_execute()) {
-    long prev = dnnl_max_bytes.load();
-    while (static_cast<long>(bytes) > prev && !dnnl_max_bytes.compare_exchange_weak(prev, static_cast<long>(bytes))) {
-    }
-  } else {
-    ours.fetch_add(1);
-  }
-}
-}  // namespace
-
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void* __libc_memalign(size_t, size_t);
-void* malloc(size_t n) { note(n); return __libc_malloc(n); }
-void* calloc(size_t a, size_t b) { note(a * b); return __libc_calloc(a, b); }
-void* realloc(void* p, size_t n) { note(n); return __libc_realloc(p, n); }
-void* aligned_alloc(size_t al, size_t n) { note(n); return __libc_memalign(al, n); }
-void* memalign(size_t al, size_t n) { note(n); return __libc_memalign(al, n); }
-int posix_memalign(void** p, size_t al, size_t n) {
-  note(n);
-  *p = __libc_memalign(al, n);
-  return *p ? 0 : 12;
-}
-}
 
 namespace ddpm {
 namespace {
@@ -257,15 +223,15 @@ TEST(UNet2D, ForwardAndBackwardAllocateNothing) {
   std::vector<float> eps(x.size()), d_eps = test::random_normal(x.size(), 2);
   net.forward(x.data(), t.data(), eps.data(), 1);
   net.backward(d_eps.data());
-  counting = true;
+  test::start_heap_count();
   for (uint64_t s = 2; s < 5; ++s) {
     net.set_weights();
     net.forward(x.data(), t.data(), eps.data(), s);
     net.backward(d_eps.data());
   }
-  counting = false;
-  EXPECT_EQ(ours.load(), 0) << "heap allocations outside oneDNN's execute() in forward/backward";
-  EXPECT_LE(dnnl_max_bytes.load(), 4096) << "oneDNN allocated a buffer";
+  const test::HeapCount heap = test::stop_heap_count();
+  EXPECT_EQ(heap.ours, 0) << "heap allocations outside oneDNN's execute() in forward/backward";
+  EXPECT_LE(heap.dnnl_max_bytes, 4096) << "oneDNN allocated a buffer";
 }
 
 TEST(UNet2D, DropoutFollowsTheSeedAndIsOffInInference) {

@@ -2,6 +2,8 @@
 // and PyTorch reference results produced at test time by tests/reference/make_reference.py.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -9,6 +11,20 @@
 #include <vector>
 
 namespace ddpm::test {
+
+// call() must throw an exception whose message names `file` and contains `needle`: the contract
+// of every reader of outside data.
+template <class F>
+void expect_error(F&& call, const std::string& file, const std::string& needle) {
+  try {
+    call();
+    ADD_FAILURE() << "no error; expected one naming " << file << " and containing '" << needle << "'";
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(file), std::string::npos) << what;
+    EXPECT_NE(what.find(needle), std::string::npos) << what;
+  }
+}
 
 // Seeded, platform-independent random data (splitmix64 + Box-Muller).
 std::vector<float> random_normal(size_t n, uint64_t seed, float scale = 1.0f);

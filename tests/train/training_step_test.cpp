@@ -3,11 +3,8 @@
 // a training step allocates nothing on the heap after the first, and it learns a fixed batch.
 #include <gtest/gtest.h>
 
-#include <execinfo.h>
-#include <malloc.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <vector>
@@ -26,51 +23,8 @@
 #include "ddpm/kernels/upsample.h"
 #include "ddpm/memory.h"
 #include "kernels/cpu/dnnl_context.h"
+#include "heap_counter.h"
 #include "test_support.h"
-
-// ---- heap accounting: every malloc-family call while `counting` is on ----
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<long> ours{0}, in_dnnl{0}, dnnl_max_bytes{0};
-void trace() {
-  static thread_local bool tracing = false;  // backtrace() may allocate itself
-  if (tracing || !std::getenv("DDPM_TRACE_ALLOCATIONS")) return;
-  tracing = true;
-  void* frames[32];
-  backtrace_symbols_fd(frames, backtrace(frames, 32), 2);
-  tracing = false;
-}
-
-void note(size_t bytes) {
-  if (!counting.load(std::memory_order_relaxed)) return;
-  if (ddpm::cpu::inside_dnnl_execute()) {
-    if (bytes > 4096) trace();
-    in_dnnl.fetch_add(1);
-    long prev = dnnl_max_bytes.load();
-    while (static_cast<long>(bytes) > prev && !dnnl_max_bytes.compare_exchange_weak(prev, static_cast<long>(bytes))) {
-    }
-  } else {
-    if (ours.fetch_add(1) < 3) trace();
-  }
-}
-}  // namespace
-
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void* __libc_memalign(size_t, size_t);
-void* malloc(size_t n) { note(n); return __libc_malloc(n); }
-void* calloc(size_t a, size_t b) { note(a * b); return __libc_calloc(a, b); }
-void* realloc(void* p, size_t n) { note(n); return __libc_realloc(p, n); }
-void* aligned_alloc(size_t al, size_t n) { note(n); return __libc_memalign(al, n); }
-void* memalign(size_t al, size_t n) { note(n); return __libc_memalign(al, n); }
-int posix_memalign(void** p, size_t al, size_t n) {
-  note(n);
-  *p = __libc_memalign(al, n);
-  return *p ? 0 : 12;
-}
-}
 
 namespace ddpm {
 namespace {
@@ -252,15 +206,15 @@ struct Net {
 TEST(TrainingStep, AllocatesNothingAfterTheFirstStepAndLearns) {
   Net net;
   const double first = net.step(1);
-  counting = true;
+  test::start_heap_count();
   double last = first;
   for (int64_t s = 2; s <= 60; ++s) last = net.step(s);
-  counting = false;
-  EXPECT_EQ(ours.load(), 0) << "heap allocations outside oneDNN's execute() during steps 2..60";
+  const test::HeapCount heap = test::stop_heap_count();
+  EXPECT_EQ(heap.ours, 0) << "heap allocations outside oneDNN's execute() during steps 2..60";
   // oneDNN builds a small argument table per primitive call; it must never allocate a buffer.
-  EXPECT_LE(dnnl_max_bytes.load(), 4096) << "oneDNN allocated a buffer inside a step";
+  EXPECT_LE(heap.dnnl_max_bytes, 4096) << "oneDNN allocated a buffer inside a step";
   std::printf("steps 2..60: %ld allocations of ours; oneDNN bookkeeping %ld allocations (largest %ld bytes)\n",
-              ours.load(), in_dnnl.load(), dnnl_max_bytes.load());
+              heap.ours, heap.in_dnnl, heap.dnnl_max_bytes);
   std::printf("loss: step 1 %.4f, step 60 %.4f\n", first, last);
   EXPECT_TRUE(std::isfinite(last));
   EXPECT_LT(last, 0.5 * first) << "the miniature U-Net did not learn a fixed batch";
