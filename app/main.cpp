@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "bench_ops.h"
+#include "predict_command.h"
 #include "sample_command.h"
 #include "train_command.h"
 
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   CLI::App* train = ddpm::app::add_train_command(app);
   CLI::App* sample = ddpm::app::add_sample_command(app);
   CLI::App* info = ddpm::app::add_info_command(app);
+  CLI::App* predict = ddpm::app::add_predict_command(app);
 
   try {
     app.parse(argc, argv);
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
     if (train->parsed()) return ddpm::app::run_train_command();
     if (sample->parsed()) return ddpm::app::run_sample_command();
     if (info->parsed()) return ddpm::app::run_info_command();
+    if (predict->parsed()) return ddpm::app::run_predict_command();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
