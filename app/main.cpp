@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "bench_ops.h"
+#include "diffuse_command.h"
 #include "predict_command.h"
 #include "sample_command.h"
 #include "train_command.h"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   CLI::App* sample = ddpm::app::add_sample_command(app);
   CLI::App* info = ddpm::app::add_info_command(app);
   CLI::App* predict = ddpm::app::add_predict_command(app);
+  CLI::App* diffuse = ddpm::app::add_diffuse_command(app);
 
   try {
     app.parse(argc, argv);
@@ -39,6 +41,7 @@ int main(int argc, char** argv) {
     if (sample->parsed()) return ddpm::app::run_sample_command();
     if (info->parsed()) return ddpm::app::run_info_command();
     if (predict->parsed()) return ddpm::app::run_predict_command();
+    if (diffuse->parsed()) return ddpm::app::run_diffuse_command();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
