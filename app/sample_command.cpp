@@ -31,7 +31,7 @@ struct SampleOptions {
 } sample;
 
 struct InfoOptions {
-  std::string model, config;
+  std::string model, config, save_config;
 } info;
 
 TensorList tensor_list(const UNet2D& model) {
@@ -118,6 +118,7 @@ CLI::App* add_info_command(CLI::App& app) {
   auto* m = cmd->add_option("--model", info.model, "diffusers model directory");
   auto* c = cmd->add_option("--config", info.config, "built-in config name or config.json");
   m->excludes(c);
+  cmd->add_option("--save-config", info.save_config, "also write the config as a diffusers config.json");
   return cmd;
 }
 
@@ -132,6 +133,10 @@ int run_info_command() {
     what = info.config;
   } else {
     throw std::invalid_argument("info: give --model DIR or --config NAME");
+  }
+  if (!info.save_config.empty()) {
+    write_unet_config(info.save_config, cfg);
+    std::fprintf(stderr, "wrote %s\n", info.save_config.c_str());
   }
   UNet2D net(cfg, 1, Precision::fp32, false);
   std::printf("%s\n  sample_size %lldx%lld, channels %lld -> %lld\n  block_out_channels", what.c_str(),

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "ddpm/train/trainer.h"
 #include "progress.h"
@@ -17,6 +18,7 @@ namespace {
 TrainOptions options;
 std::string precision = "fp32";
 std::string resume_dir;
+std::optional<bool> random_flip;
 int64_t final_samples = 64;
 std::atomic<bool> interrupted{false};
 
@@ -36,8 +38,10 @@ CLI::App* add_train_command(CLI::App& app) {
   cmd->add_option("--warmup", options.warmup_steps, "linear learning-rate warm-up steps")->capture_default_str();
   cmd->add_option("--grad-clip", options.grad_clip, "global gradient-norm clip")->capture_default_str();
   cmd->add_option("--ema-decay", options.ema_decay, "EMA decay")->capture_default_str();
-  cmd->add_flag("!--no-ema-warmup", options.ema_warmup, "use the fixed EMA decay from step 1 (paper)");
-  cmd->add_flag("--random-flip", options.random_flip, "random horizontal flips (paper: on for CIFAR-10)");
+  cmd->add_flag("--ema-warmup", options.ema_warmup,
+                "EMA decay min(decay, (1+step)/(10+step)) for short runs (paper: fixed decay)");
+  cmd->add_flag("--random-flip,!--no-random-flip", random_flip,
+                "random horizontal flips (default: on for cifar10 data, as the paper)");
   cmd->add_option("--seed", options.seed, "seed of every random draw")->capture_default_str();
   cmd->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   cmd->add_option("--save-every", options.save_every, "checkpoint period in steps")->capture_default_str();
@@ -50,6 +54,7 @@ CLI::App* add_train_command(CLI::App& app) {
 
 int run_train_command() {
   options.precision = parse_precision(precision);
+  options.random_flip = random_flip.value_or(options.data.rfind("cifar10:", 0) == 0);
   std::unique_ptr<Trainer> trainer;
   if (!resume_dir.empty()) {
     trainer = Trainer::resume(resume_dir, options.steps);

@@ -22,8 +22,8 @@ struct TrainOptions {
   int64_t warmup_steps = 5000;  // paper: 5000
   double grad_clip = 1.0;
   double ema_decay = 0.9999;
-  bool ema_warmup = true;       // min(decay, (1+step)/(10+step)), so short runs have a usable EMA
-  bool random_flip = false;     // paper: on for CIFAR-10
+  bool ema_warmup = false;      // min(decay, (1+step)/(10+step)): a usable EMA for short runs
+  bool random_flip = false;     // paper: on for CIFAR-10 (the CLI turns it on for cifar10 data)
   uint64_t seed = 0;
   Precision precision = Precision::fp32;
   int64_t num_timesteps = 1000;
