@@ -21,12 +21,6 @@ struct PredictOptions {
   int64_t timestep = -1;
 } opt;
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 }  // namespace
 
 CLI::App* add_predict_command(CLI::App& app) {
@@ -48,7 +42,7 @@ int run_predict_command() {
   const std::vector<int64_t> want{-1, cfg.in_channels, cfg.sample_height, cfg.sample_width};
   if (input.shape.size() != 4 || input.shape[1] != cfg.in_channels || input.shape[2] != cfg.sample_height ||
       input.shape[3] != cfg.sample_width || input.shape[0] < 1)
-    throw std::invalid_argument(opt.input + ": shape " + shape_text(input.shape) + ", but " + opt.model +
+    throw std::invalid_argument(opt.input + ": shape " + dims_str(input.shape) + ", but " + opt.model +
                                 "/unet/config.json needs [N," + std::to_string(cfg.in_channels) + "," +
                                 std::to_string(cfg.sample_height) + "," + std::to_string(cfg.sample_width) + "]");
   const int64_t n = input.shape[0], c = cfg.in_channels, h = cfg.sample_height, w = cfg.sample_width;
@@ -58,7 +52,7 @@ int run_predict_command() {
   if (!opt.timesteps.empty()) {
     const NpyArray ta = read_npy(opt.timesteps);
     if (ta.shape.size() != 1 || ta.shape[0] != n)
-      throw std::invalid_argument(opt.timesteps + ": shape " + shape_text(ta.shape) + ", but the input has " +
+      throw std::invalid_argument(opt.timesteps + ": shape " + dims_str(ta.shape) + ", but the input has " +
                                   std::to_string(n) + " images: need [" + std::to_string(n) + "]");
     const std::vector<int64_t> values = ta.to_i64();
     for (int64_t i = 0; i < n; ++i) t[static_cast<size_t>(i)] = static_cast<float>(values[static_cast<size_t>(i)]);

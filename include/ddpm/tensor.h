@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace ddpm {
 
@@ -61,6 +62,9 @@ class Tensor {
   DType dtype_ = DType::f32;
   Device device_ = Device::cpu;
 };
+
+// "[2,5,7,3]" for a list of dimensions of any length (Shape::str() for a Shape).
+std::string dims_str(const std::vector<int64_t>& dims);
 
 // Throws std::invalid_argument naming `what` when `t` does not have `expected` shape.
 void check_shape(const Tensor& t, const Shape& expected, const char* what);

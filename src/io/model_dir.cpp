@@ -22,16 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string dims_str(const std::vector<int64_t>& dims) {
-  std::string s = "[";
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(dims[i]);
-  }
-  s += ']';
-  return s;
-}
-
 std::vector<int64_t> dims_of(const Shape& shape) {
   std::vector<int64_t> d;
   for (int i = 0; i < shape.rank(); ++i) d.push_back(shape[i]);

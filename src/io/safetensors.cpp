@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ddpm/tensor.h"
 #include "io/io_util.h"
 
 namespace ddpm {
@@ -30,16 +31,6 @@ size_t element_size(const std::string& dtype) {
   if (dtype == "F32") return 4;
   if (dtype == "F16" || dtype == "BF16") return 2;
   return 0;
-}
-
-std::string dims_str(const std::vector<int64_t>& dims) {
-  std::string s = "[";
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(dims[i]);
-  }
-  s += ']';
-  return s;
 }
 
 std::string offsets_str(const SafeTensor& t) {

@@ -25,13 +25,17 @@ int64_t Shape::numel() const {
   return n;
 }
 
-std::string Shape::str() const {
+std::string dims_str(const std::vector<int64_t>& dims) {
   std::string s = "[";
-  for (int i = 0; i < rank_; ++i) {
+  for (size_t i = 0; i < dims.size(); ++i) {
     if (i) s += ",";
-    s += std::to_string(dims_[static_cast<size_t>(i)]);
+    s += std::to_string(dims[i]);
   }
   return s + "]";
+}
+
+std::string Shape::str() const {
+  return dims_str(std::vector<int64_t>(dims_.begin(), dims_.begin() + rank_));
 }
 
 bool Shape::operator==(const Shape& other) const {
