@@ -9,6 +9,7 @@
 #include "diffuse_command.h"
 #include "predict_command.h"
 #include "sample_command.h"
+#include "train_classifier_command.h"
 #include "train_command.h"
 
 int main(int argc, char** argv) {
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   ops->add_flag("--json", ops_options.json, "print one JSON object per measurement");
 
   CLI::App* train = ddpm::app::add_train_command(app);
+  CLI::App* train_classifier = ddpm::app::add_train_classifier_command(app);
   CLI::App* sample = ddpm::app::add_sample_command(app);
   CLI::App* info = ddpm::app::add_info_command(app);
   CLI::App* predict = ddpm::app::add_predict_command(app);
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     if (ops->parsed()) return ddpm::app::run_bench_ops(ops_options);
     if (train->parsed()) return ddpm::app::run_train_command();
+    if (train_classifier->parsed()) return ddpm::app::run_train_classifier_command();
     if (sample->parsed()) return ddpm::app::run_sample_command();
     if (info->parsed()) return ddpm::app::run_info_command();
     if (predict->parsed()) return ddpm::app::run_predict_command();
