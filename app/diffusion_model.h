@@ -1,0 +1,47 @@
+// A model directory loaded for inference: the U-Net (planned for a fixed batch, weights set), its
+// noise schedule and sampling settings, and the two views of it that samplers and the likelihood
+// take. Shared by sample, diffuse, eval and predict.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ddpm/diffusion/ddpm_sampler.h"
+#include "ddpm/diffusion/likelihood.h"
+#include "ddpm/diffusion/schedule.h"
+#include "ddpm/io/model_dir.h"
+#include "ddpm/kernels/precision.h"
+#include "ddpm/nn/unet.h"
+
+namespace ddpm::app {
+
+struct DiffusionModel {
+  ModelDir dir;
+  std::unique_ptr<UNet2D> net;
+  NoiseSchedule schedule;
+  Variance variance;
+  bool clip_x0;  // the scheduler config's clip_sample
+
+  int64_t batch() const { return net->batch(); }
+  int64_t per_item() const;  // values of one image: H·W·C
+  // ε_θ at one timestep for the whole batch, and at a timestep per item.
+  EpsModel eps_model();
+  BatchEpsModel batch_eps_model();
+
+  std::vector<float> timestep_buffer;  // [batch] timesteps as the U-Net takes them (float)
+};
+
+// Reads `path` (a diffusers model directory), builds the U-Net for `batch` images and loads its
+// weights. Throws with the path in the message when anything is missing or malformed.
+DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision);
+
+// n images by DDPM ancestral sampling into out [n, per_item] (values in [−1, 1]), in batches of
+// the model's batch size. For each batch, x_T and then every step's noise come from one Philox
+// stream of `seed` (so `ddpm sample` with the same seed and batch reproduces the same pictures).
+// progress(done, total) counts U-Net calls.
+void generate_ddpm(DiffusionModel& model, int64_t n, uint64_t seed, bool clip_x0, float* out,
+                   const SampleProgress& progress = {});
+
+}  // namespace ddpm::app
