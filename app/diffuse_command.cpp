@@ -15,6 +15,7 @@
 #include "ddpm/image/resize.h"
 #include "ddpm/io/model_dir.h"
 #include "ddpm/nn/unet.h"
+#include "diffusion_model.h"
 #include "progress.h"
 
 namespace ddpm::app {
@@ -66,12 +67,9 @@ int run_diffuse_command() {
   }
   // Row 2: the reverse chain from that x_T (the last frame of row 1), shown from T-1 down to 0
   // and placed under the matching forward frame.
-  UNet2D net(cfg, 1, Precision::fp32, false);
-  TensorList list;
-  for (const ParamInfo& p : net.parameters()) list.emplace_back(p.name, p.shape);
-  load_model_dir_weights(opt.model, cfg, list, net.params());
-  net.set_weights();
-  const Variance variance = parse_variance(dir.scheduler.variance_type);
+  DiffusionModel model = load_diffusion_model(opt.model, 1, Precision::fp32);
+  UNet2D& net = *model.net;
+  const Variance variance = model.variance;
   std::vector<float> eps(x.size()), z(x.size());
   ProgressBar bar("diffuse", T, "step");
   int64_t next_shown = opt.frames - 1;

@@ -7,6 +7,7 @@
 
 #include "bench_ops.h"
 #include "diffuse_command.h"
+#include "eval_command.h"
 #include "predict_command.h"
 #include "sample_command.h"
 #include "train_classifier_command.h"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   CLI::App* info = ddpm::app::add_info_command(app);
   CLI::App* predict = ddpm::app::add_predict_command(app);
   CLI::App* diffuse = ddpm::app::add_diffuse_command(app);
+  CLI::App* eval = ddpm::app::add_eval_command(app);
 
   try {
     app.parse(argc, argv);
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
     if (info->parsed()) return ddpm::app::run_info_command();
     if (predict->parsed()) return ddpm::app::run_predict_command();
     if (diffuse->parsed()) return ddpm::app::run_diffuse_command();
+    if (eval->parsed()) return ddpm::app::run_eval_command();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

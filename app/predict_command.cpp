@@ -11,6 +11,7 @@
 #include "ddpm/io/model_dir.h"
 #include "ddpm/io/npy.h"
 #include "ddpm/nn/unet.h"
+#include "diffusion_model.h"
 
 namespace ddpm::app {
 
@@ -66,11 +67,8 @@ int run_predict_command() {
       throw std::invalid_argument("predict: timestep " + std::to_string(static_cast<int64_t>(v)) +
                                   " outside [0, " + std::to_string(dir.scheduler.num_train_timesteps) + ")");
 
-  UNet2D net(cfg, n, parse_precision(opt.precision), false);
-  TensorList list;
-  for (const ParamInfo& p : net.parameters()) list.emplace_back(p.name, p.shape);
-  load_model_dir_weights(opt.model, cfg, list, net.params());
-  net.set_weights();
+  DiffusionModel model = load_diffusion_model(opt.model, n, parse_precision(opt.precision));
+  UNet2D& net = *model.net;
 
   const std::vector<float> nchw = input.to_f32();
   std::vector<float> nhwc(nchw.size()), eps(static_cast<size_t>(n * h * w * oc));

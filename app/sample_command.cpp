@@ -7,14 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "ddpm/diffusion/ddpm_sampler.h"
-#include "ddpm/diffusion/noise_rng.h"
-#include "ddpm/diffusion/schedule.h"
 #include "ddpm/image/png.h"
 #include "ddpm/io/model_config.h"
 #include "ddpm/io/model_dir.h"
 #include "ddpm/io/npy.h"
 #include "ddpm/nn/unet.h"
+#include "diffusion_model.h"
 #include "progress.h"
 
 namespace ddpm::app {
@@ -34,12 +32,6 @@ struct InfoOptions {
   std::string model, config, save_config;
 } info;
 
-TensorList tensor_list(const UNet2D& model) {
-  TensorList list;
-  for (const ParamInfo& p : model.parameters()) list.emplace_back(p.name, p.shape);
-  return list;
-}
-
 }  // namespace
 
 CLI::App* add_sample_command(CLI::App& app) {
@@ -58,37 +50,17 @@ CLI::App* add_sample_command(CLI::App& app) {
 }
 
 int run_sample_command() {
-  const ModelDir dir = read_model_dir(sample.model);
-  const UNet2DConfig& cfg = dir.unet;
   const int64_t batch = sample.batch > 0 ? std::min(sample.batch, sample.n) : sample.n;
-  UNet2D net(cfg, batch, parse_precision(sample.precision), false);
-  load_model_dir_weights(sample.model, cfg, tensor_list(net), net.params());
-  net.set_weights();
-  const NoiseSchedule schedule(parse_schedule_kind(dir.scheduler.beta_schedule), dir.scheduler.num_train_timesteps,
-                               dir.scheduler.beta_start, dir.scheduler.beta_end);
-  const Variance variance = parse_variance(dir.scheduler.variance_type);
-  const bool clip = dir.scheduler.clip_sample && !sample.no_clip;
-
-  const int64_t per_item = cfg.sample_height * cfg.sample_width * cfg.out_channels;
-  std::vector<uint8_t> pixels(static_cast<size_t>(sample.n * per_item));
-  std::vector<float> x(static_cast<size_t>(batch * per_item)), tf(static_cast<size_t>(batch));
-  NoiseRng rng(sample.seed, 0);
-  const int64_t T = schedule.num_timesteps();
-  ProgressBar bar("sample", T * ((sample.n + batch - 1) / batch), "step");
-  int64_t done = 0;
-  for (int64_t first = 0; first < sample.n; first += batch) {
-    const int64_t count = std::min(batch, sample.n - first);
-    rng.fill_normal(x.data(), batch * per_item);
-    const EpsModel model = [&](const float* x_t, int64_t t, float* eps) {
-      std::fill(tf.begin(), tf.end(), static_cast<float>(t));
-      net.forward(x_t, tf.data(), eps, 0);
-    };
-    sample_ddpm(model, x.data(), batch, per_item, schedule, variance, clip, rng,
-                [&](int64_t d, int64_t) { bar.update(done + d); });
-    done += T;
-    to_uint8(x.data(), static_cast<size_t>(count * per_item), pixels.data() + first * per_item);
-  }
+  DiffusionModel model = load_diffusion_model(sample.model, batch, parse_precision(sample.precision));
+  const UNet2DConfig& cfg = model.dir.unet;
+  const bool clip = model.clip_x0 && !sample.no_clip;
+  const int64_t per_item = model.per_item();
+  std::vector<float> images(static_cast<size_t>(sample.n * per_item));
+  ProgressBar bar("sample", model.schedule.num_timesteps() * ((sample.n + batch - 1) / batch), "step");
+  generate_ddpm(model, sample.n, sample.seed, clip, images.data(), [&](int64_t done, int64_t) { bar.update(done); });
   bar.finish();
+  std::vector<uint8_t> pixels(images.size());
+  to_uint8(images.data(), images.size(), pixels.data());
 
   int64_t cols = sample.cols;
   if (cols <= 0)

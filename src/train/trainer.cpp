@@ -103,17 +103,24 @@ void validate(const TrainOptions& o) {
 
 }  // namespace
 
-Dataset load_training_data(const std::string& spec, const UNet2DConfig& config) {
+Dataset load_dataset(const std::string& spec, Split split, int64_t height, int64_t width, int64_t channels) {
   Dataset data;
   if (spec == "fashion-mnist") {
-    data = load_fashion_mnist();
+    data = load_fashion_mnist(kFashionMnistDir, split);
   } else if (spec.rfind("cifar10:", 0) == 0) {
-    data = load_cifar10(spec.substr(8));
+    data = load_cifar10(spec.substr(8), split);
   } else if (spec.rfind("folder:", 0) == 0) {
-    data = load_image_folder(spec.substr(7), config.sample_height, config.sample_width, config.in_channels);
+    if (split != Split::train)
+      throw std::invalid_argument("--data " + spec + ": an image folder has no test split (use --split train)");
+    data = load_image_folder(spec.substr(7), height, width, channels);
   } else {
     throw std::invalid_argument("--data '" + spec + "' is not one of fashion-mnist, cifar10:DIR, folder:DIR");
   }
+  return data;
+}
+
+Dataset load_training_data(const std::string& spec, const UNet2DConfig& config, Split split) {
+  Dataset data = load_dataset(spec, split, config.sample_height, config.sample_width, config.in_channels);
   if (data.height != config.sample_height || data.width != config.sample_width ||
       data.channels != config.in_channels)
     throw std::invalid_argument(
@@ -171,7 +178,7 @@ struct Trainer::Impl {
     opt = options;
     validate(opt);
     cfg = resolve_config(opt.config);
-    data = load_training_data(opt.data, cfg);
+    data = load_training_data(opt.data, cfg, Split::train);
     schedule = std::make_unique<NoiseSchedule>(parse_schedule_kind(opt.beta_schedule), opt.num_timesteps,
                                                opt.beta_start, opt.beta_end);
     batcher = std::make_unique<Batcher>(data, opt.batch, opt.seed, opt.random_flip);

@@ -72,9 +72,14 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
 };
 
-// The dataset named by `spec` for a model of this config (for the trainer and for tests).
+// The dataset named by `spec` for a model of this config (for the trainer, evaluation and tests).
+// Image folders have no split; `split` then must be train.
 struct Dataset;
-Dataset load_training_data(const std::string& spec, const UNet2DConfig& config);
+enum class Split;
+Dataset load_training_data(const std::string& spec, const UNet2DConfig& config, Split split);
+// The dataset named by `spec` as stored (image folders are resized and cropped to height x width
+// with `channels`); the caller checks the sizes.
+Dataset load_dataset(const std::string& spec, Split split, int64_t height, int64_t width, int64_t channels);
 
 // The DDPMScheduler config that describes a run's noise schedule (written into RUN/model).
 struct SchedulerConfig;
