@@ -1,6 +1,8 @@
 // Atomic file writing and JSON file helpers for the io readers and writers.
 #include "io/io_util.h"
 
+#include <fcntl.h>   // AT_FDCWD
+#include <stdio.h>   // renameat2
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +19,56 @@ namespace ddpm::io_detail {
 void write_bytes(std::FILE* f, const void* data, size_t bytes, const std::string& path) {
   if (bytes != 0 && std::fwrite(data, 1, bytes, f) != bytes)
     throw std::runtime_error(path + ": write failed (" + std::strerror(errno) + ")");
+}
+
+void write_directory_atomic(const std::string& dir, const std::string& marker, const std::string& kind,
+                            const std::function<void(const std::filesystem::path& tmp)>& fill) {
+  namespace fs = std::filesystem;
+  fs::path target = fs::path(dir).lexically_normal();
+  if (target.filename().empty()) target = target.parent_path();  // "dir/" -> "dir"
+  const std::string where = target.string();
+  if (fs::exists(target)) {
+    if (!fs::is_directory(target)) throw std::runtime_error(where + ": exists and is not a directory");
+    if (!fs::is_empty(target) && !fs::exists(target / marker))
+      throw std::runtime_error(where + ": exists and is not a " + kind + " (no " + marker + "); refusing to replace it");
+  }
+  if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
+  std::string stem = ".";  // not "." + string: GCC 12 reports a false -Wrestrict for that
+  stem += target.filename().string();
+  const fs::path tmp = target.parent_path() / (stem + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  try {
+    fs::create_directories(tmp);
+    fill(tmp);
+    if (!fs::exists(target)) {
+      fs::rename(tmp, target);
+      return;
+    }
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+      fs::remove_all(tmp);  // now the old directory
+      return;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+      throw std::runtime_error(where + ": cannot move the new " + kind + " into place (" + std::strerror(errno) + ")");
+    const fs::path old = target.parent_path() / (stem + ".old-" + std::to_string(::getpid()));
+    fs::remove_all(old);
+    fs::rename(target, old);
+    try {
+      fs::rename(tmp, target);
+    } catch (...) {
+      fs::rename(old, target);
+      throw;
+    }
+    fs::remove_all(old);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw std::runtime_error(where + ": cannot write the " + kind + ": " + e.what());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
 }
 
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& fill) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -12,6 +13,15 @@ namespace ddpm::io_detail {
 // Writes PATH atomically: `fill` writes into PATH.tmp, which is flushed to disk and renamed over
 // PATH. Any write, flush or rename failure throws naming PATH (and the temp file is removed).
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& fill);
+
+// Replaces the directory `dir` with new contents in one step: fill(tmp) writes everything into a
+// temporary sibling directory, which is then swapped into place (RENAME_EXCHANGE where the
+// filesystem can; otherwise the old directory is moved aside first), so a crash or an error
+// always leaves one complete directory. Refuses to replace an existing non-empty directory
+// without `marker` (a relative path such as "unet/config.json"): it is not a `kind` and may be
+// the user's. Filesystem errors throw naming the directory; the temporary directory is removed.
+void write_directory_atomic(const std::string& dir, const std::string& marker, const std::string& kind,
+                            const std::function<void(const std::filesystem::path& tmp)>& fill);
 
 // Writes `bytes` bytes or throws naming `path` (for use inside write_file_atomic's fill).
 void write_bytes(std::FILE* f, const void* data, size_t bytes, const std::string& path);

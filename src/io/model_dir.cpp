@@ -2,10 +2,6 @@
 // name/shape problem, and atomic saving (temp directory, then swapped into place).
 #include "ddpm/io/model_dir.h"
 
-#include <stdio.h>  // renameat2
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -15,6 +11,7 @@
 #include <stdexcept>
 
 #include "ddpm/io/safetensors.h"
+#include "io/io_util.h"
 
 namespace ddpm {
 
@@ -132,14 +129,7 @@ void load_model_dir_weights(const std::string& model_dir, const UNet2DConfig& un
 
 void save_model_dir(const std::string& model_dir, const UNet2DConfig& unet, const SchedulerConfig& scheduler,
                     const TensorList& tensors, const float* flat) {
-  fs::path target = fs::path(model_dir).lexically_normal();
-  if (target.filename().empty()) target = target.parent_path();  // "dir/" -> "dir"
-  const std::string where = target.string();
-  if (fs::exists(target)) {
-    if (!fs::is_directory(target)) throw std::runtime_error(where + ": exists and is not a directory");
-    if (!fs::is_empty(target) && !fs::exists(target / "unet" / "config.json"))
-      throw std::runtime_error(where + ": exists and is not a model directory (no unet/config.json); refusing to replace it");
-  }
+  const std::string where = fs::path(model_dir).lexically_normal().string();
   std::vector<NamedTensor> named;
   size_t offset = 0;
   for (const auto& [name, shape] : tensors) {
@@ -150,49 +140,13 @@ void save_model_dir(const std::string& model_dir, const UNet2DConfig& unet, cons
     named.push_back({name, dims_of(shape), flat + offset});
     offset += n;
   }
-
-  if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
-  std::string stem = ".";
-  stem += target.filename().string();
-  const fs::path tmp = target.parent_path() / (stem + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(tmp);
-  try {
+  io_detail::write_directory_atomic(model_dir, "unet/config.json", "model directory", [&](const fs::path& tmp) {
     fs::create_directories(tmp / "unet");
     fs::create_directories(tmp / "scheduler");
     write_unet_config(unet_config_path(tmp.string()), unet);
     write_scheduler_config(scheduler_config_path(tmp.string()), scheduler);
     write_safetensors(unet_weights_path(tmp.string()), named, {{"format", "pt"}});
-    if (!fs::exists(target)) {
-      fs::rename(tmp, target);
-      return;
-    }
-    // Swap atomically where the filesystem can (the old directory ends up at tmp); otherwise
-    // move the old one aside first, so a failure leaves one complete model in place.
-    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
-      if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-        throw std::runtime_error(where + ": cannot move the new model directory into place (" + std::strerror(errno) + ")");
-      const fs::path old = target.parent_path() / (stem + ".old-" + std::to_string(::getpid()));
-      fs::remove_all(old);
-      fs::rename(target, old);
-      try {
-        fs::rename(tmp, target);
-      } catch (...) {
-        fs::rename(old, target);
-        throw;
-      }
-      fs::remove_all(old);
-      return;
-    }
-    fs::remove_all(tmp);
-  } catch (const fs::filesystem_error& e) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw std::runtime_error(where + ": cannot write the model directory: " + e.what());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
 }
 
 }  // namespace ddpm

@@ -1,10 +1,6 @@
 // Classifier model directories: DIR/config.json + DIR/model.safetensors (+ DIR/README.md), written
 // atomically (temporary sibling directory, then swapped into place) and read with errors that name
 // the file, the key or the tensor.
-#include <stdio.h>  // renameat2
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -51,45 +47,10 @@ json config_to_json(const ClassifierConfig& c) {
           {"groups", c.groups}, {"norm_eps", io_detail::float_for_json(c.norm_eps)}};
 }
 
-// Moves the complete directory `tmp` to `target`, replacing an existing one atomically where the
-// filesystem can swap (RENAME_EXCHANGE); otherwise the old one is moved aside first, so a failure
-// always leaves one complete directory in place.
-void move_into_place(const fs::path& tmp, const fs::path& target, const std::string& stem) {
-  if (!fs::exists(target)) {
-    fs::rename(tmp, target);
-    return;
-  }
-  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
-    fs::remove_all(tmp);  // now the old directory
-    return;
-  }
-  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-    throw std::runtime_error(target.string() + ": cannot move the new model directory into place (" +
-                             std::strerror(errno) + ")");
-  const fs::path old = target.parent_path() / (stem + ".old-" + std::to_string(::getpid()));
-  fs::remove_all(old);
-  fs::rename(target, old);
-  try {
-    fs::rename(tmp, target);
-  } catch (...) {
-    fs::rename(old, target);
-    throw;
-  }
-  fs::remove_all(old);
-}
-
 }  // namespace
 
 void save_classifier(const std::string& dir, const Classifier& net, const std::string& model_card) {
-  fs::path target = fs::path(dir).lexically_normal();
-  if (target.filename().empty()) target = target.parent_path();  // "dir/" -> "dir"
-  const std::string where = target.string();
-  if (fs::exists(target)) {
-    if (!fs::is_directory(target)) throw std::runtime_error(where + ": exists and is not a directory");
-    if (!fs::is_empty(target) && !fs::exists(target / kConfigFile))
-      throw std::runtime_error(where + ": exists and is not a classifier directory (no " + kConfigFile +
-                               "); refusing to replace it");
-  }
+  const std::string where = fs::path(dir).lexically_normal().string();
   std::vector<NamedTensor> named;
   for (const ParamInfo& p : net.parameters()) {
     const float* data = net.params() + p.offset;
@@ -98,14 +59,7 @@ void save_classifier(const std::string& dir, const Classifier& net, const std::s
                                   " non-finite values (NaN or Inf)");
     named.push_back({p.name, dims_of(p.shape), data});
   }
-
-  if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
-  std::string stem = ".";  // not "." + string: GCC 12 reports a false -Wrestrict for that
-  stem += target.filename().string();
-  const fs::path tmp = target.parent_path() / (stem + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(tmp);
-  try {
-    fs::create_directories(tmp);
+  io_detail::write_directory_atomic(dir, kConfigFile, "classifier directory", [&](const fs::path& tmp) {
     io_detail::write_json_file((tmp / kConfigFile).string(), config_to_json(net.config()));
     write_safetensors((tmp / kWeightsFile).string(), named, {{"format", "pt"}});
     if (!model_card.empty()) {
@@ -114,16 +68,7 @@ void save_classifier(const std::string& dir, const Classifier& net, const std::s
         io_detail::write_bytes(f, model_card.data(), model_card.size(), card);
       });
     }
-    move_into_place(tmp, target, stem);
-  } catch (const fs::filesystem_error& e) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw std::runtime_error(where + ": cannot write the classifier directory: " + e.what());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
 }
 
 ClassifierConfig read_classifier_config(const std::string& dir) {
