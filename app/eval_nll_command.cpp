@@ -23,7 +23,7 @@ namespace ddpm::app {
 namespace {
 
 struct NllOptions {
-  std::string model, data = "fashion-mnist", split = "test", precision = "fp32";
+  std::string model, data = "fashion-mnist", split = "test", precision = "fp32", variance;
   int64_t n = 1000, batch = 100, timesteps = 0, first = 0;
   uint64_t seed = 0;
   bool no_clip = false, json = false;
@@ -81,6 +81,8 @@ CLI::App* add_eval_nll_command(CLI::App& eval) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--seed", opt.seed, "seed of the noise (and of the estimator's timesteps)")->capture_default_str();
   cmd->add_option("--precision", opt.precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  cmd->add_option("--variance", opt.variance, "reverse-process variance (default: the scheduler config's)")
+      ->check(CLI::IsMember({"fixed_large", "fixed_small"}));
   cmd->add_flag("--no-clip", opt.no_clip, "do not clip the predicted x0 to [-1, 1]");
   cmd->add_flag("--json", opt.json, "also print the result as one JSON object");
   return cmd;
@@ -100,7 +102,7 @@ int run_eval_nll_command() {
     throw std::invalid_argument("--timesteps must be at most T - 1 = " + std::to_string(T - 1));
 
   BoundOptions options;
-  options.variance = model.variance;
+  options.variance = opt.variance.empty() ? model.variance : parse_variance(opt.variance);
   options.clip_x0 = !opt.no_clip;
   options.timesteps = opt.timesteps;
   const std::string terms = opt.timesteps == 0
@@ -109,7 +111,7 @@ int run_eval_nll_command() {
                                       std::to_string(opt.timesteps) + " stratified timesteps per image";
   std::fprintf(stderr, "eval nll: %s on %lld images of %s (from %lld), %s, %s variance%s\n", opt.model.c_str(),
                static_cast<long long>(n), data.name.c_str(), static_cast<long long>(opt.first), terms.c_str(),
-               variance_name(model.variance), options.clip_x0 ? ", clipped x0" : "");
+               variance_name(options.variance), options.clip_x0 ? ", clipped x0" : "");
 
   const int64_t batch = std::min(opt.batch, n), per_item = model.per_item();
   const int64_t batches = (n + batch - 1) / batch;
@@ -153,7 +155,7 @@ int run_eval_nll_command() {
                               {"first", opt.first},       {"timesteps", opt.timesteps}, {"seed", opt.seed},
                               {"nll_bpd", nll},           {"stderr_bpd", error},        {"prior_bpd", mean_of(prior)},
                               {"diffusion_bpd", mean_of(diffusion)}, {"decoder_bpd", mean_of(decoder)},
-                              {"variance", variance_name(model.variance)}, {"clip_x0", options.clip_x0},
+                              {"variance", variance_name(options.variance)}, {"clip_x0", options.clip_x0},
                               {"seconds", seconds}};
     std::printf("%s\n", j.dump().c_str());
   }
