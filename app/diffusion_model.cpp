@@ -41,23 +41,31 @@ DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Prec
   return DiffusionModel{std::move(dir), std::move(net), std::move(schedule), variance, clip, {}};
 }
 
-void generate_ddpm(DiffusionModel& model, int64_t n, uint64_t seed, bool clip_x0, float* out,
-                   const SampleProgress& progress) {
+int64_t generation_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler) {
+  const auto steps = static_cast<int64_t>(sampler_timesteps(model.schedule, sampler).size());
+  return steps * ((n + model.batch() - 1) / model.batch());
+}
+
+void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const SamplerOptions& sampler, float* out,
+                     const SampleProgress& progress, const float* init_noise) {
   const int64_t batch = model.batch(), per_item = model.per_item();
-  const int64_t T = model.schedule.num_timesteps();
-  const int64_t total = T * ((n + batch - 1) / batch);
+  const int64_t per_batch = generation_calls(model, batch, sampler), total = generation_calls(model, n, sampler);
   std::vector<float> x(static_cast<size_t>(batch * per_item));
   NoiseRng rng(seed, 0);
   const EpsModel eps = model.eps_model();
   int64_t done = 0;
   for (int64_t first = 0; first < n; first += batch) {
-    rng.fill_normal(x.data(), batch * per_item);
-    sample_ddpm(eps, x.data(), batch, per_item, model.schedule, model.variance, clip_x0, rng,
-                [&](int64_t d, int64_t) {
-                  if (progress) progress(done + d, total);
-                });
-    done += T;
     const int64_t count = std::min(batch, n - first);
+    if (init_noise) {  // a short last batch is padded with zeros, which are sampled and dropped
+      std::fill(x.begin(), x.end(), 0.0f);
+      std::copy_n(init_noise + first * per_item, count * per_item, x.begin());
+    } else {
+      rng.fill_normal(x.data(), batch * per_item);
+    }
+    run_sampler(eps, x.data(), batch, per_item, model.schedule, sampler, rng, [&](int64_t d, int64_t) {
+      if (progress) progress(done + d, total);
+    });
+    done += per_batch;
     std::copy_n(x.begin(), count * per_item, out + first * per_item);
   }
 }

@@ -10,6 +10,7 @@
 
 #include "ddpm/diffusion/ddpm_sampler.h"
 #include "ddpm/diffusion/likelihood.h"
+#include "ddpm/diffusion/sampler.h"
 #include "ddpm/diffusion/schedule.h"
 #include "ddpm/io/model_dir.h"
 #include "ddpm/kernels/precision.h"
@@ -37,11 +38,15 @@ struct DiffusionModel {
 // weights. Throws with the path in the message when anything is missing or malformed.
 DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision);
 
-// n images by DDPM ancestral sampling into out [n, per_item] (values in [−1, 1]), in batches of
-// the model's batch size. For each batch, x_T and then every step's noise come from one Philox
-// stream of `seed` (so `ddpm sample` with the same seed and batch reproduces the same pictures).
-// progress(done, total) counts U-Net calls.
-void generate_ddpm(DiffusionModel& model, int64_t n, uint64_t seed, bool clip_x0, float* out,
-                   const SampleProgress& progress = {});
+// n images into out [n, per_item] (values in [−1, 1]) with the given sampler, in batches of the
+// model's batch size. For each batch, x_T and then every stochastic step's noise come from one
+// Philox stream of `seed` (so `ddpm sample` with the same seed and batch reproduces the same
+// pictures); when init_noise is given ([n, per_item] NHWC), x_T is read from it instead and the
+// stream gives only the steps' noise. progress(done, total) counts U-Net calls.
+void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const SamplerOptions& sampler, float* out,
+                     const SampleProgress& progress = {}, const float* init_noise = nullptr);
+
+// U-Net calls that generate_images makes for n images.
+int64_t generation_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler);
 
 }  // namespace ddpm::app

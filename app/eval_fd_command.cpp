@@ -22,14 +22,17 @@
 #include "diffusion_model.h"
 #include "eval_command.h"
 #include "progress.h"
+#include "sampler_flags.h"
 
 namespace ddpm::app {
 
 namespace {
 
 struct FdOptions {
-  std::string model, samples, classifier = "models/fmnist-classifier", data = "fashion-mnist", sampler = "ddpm",
-                                  save_samples, precision = "fp32";
+  std::string model, samples, classifier = "models/fmnist-classifier", data = "fashion-mnist", save_samples,
+      precision = "fp32";
+  SamplerFlags sampler;
+  std::string sampler_description;  // set when generating
   int64_t n = 10000, batch = 250;
   uint64_t seed = 0;
   bool no_reference = false, json = false;
@@ -109,8 +112,6 @@ std::vector<float> read_sample_npy(const std::string& path, const ClassifierConf
 }
 
 std::vector<float> generate_samples(const ClassifierConfig& c) {
-  if (opt.sampler != "ddpm")
-    throw std::invalid_argument("--sampler " + opt.sampler + ": only ddpm is available so far");
   DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, opt.n), parse_precision(opt.precision));
   const UNet2DConfig& u = model.dir.unet;
   if (u.sample_height != c.height || u.sample_width != c.width || u.out_channels != c.channels)
@@ -118,9 +119,12 @@ std::vector<float> generate_samples(const ClassifierConfig& c) {
                                 std::to_string(u.sample_width) + "x" + std::to_string(u.out_channels) +
                                 " images, but the classifier " + opt.classifier + " takes " + std::to_string(c.height) +
                                 "x" + std::to_string(c.width) + "x" + std::to_string(c.channels));
+  const SamplerOptions sampler = sampler_options(opt.sampler, model.dir.scheduler);
+  opt.sampler_description = describe_sampler(sampler, model.schedule.num_timesteps());
   std::vector<float> images(static_cast<size_t>(opt.n * model.per_item()));
-  ProgressBar bar("generate", model.schedule.num_timesteps() * ((opt.n + model.batch() - 1) / model.batch()), "step");
-  generate_ddpm(model, opt.n, opt.seed, model.clip_x0, images.data(), [&](int64_t d, int64_t) { bar.update(d); });
+  std::fprintf(stderr, "generating %lld images: %s\n", static_cast<long long>(opt.n), opt.sampler_description.c_str());
+  ProgressBar bar("generate", generation_calls(model, opt.n, sampler), "step");
+  generate_images(model, opt.n, opt.seed, sampler, images.data(), [&](int64_t d, int64_t) { bar.update(d); });
   bar.finish();
   // Scored as saved: rounded to 8-bit pixels.
   const std::vector<uint8_t> pixels = to_uint8(images.data(), images.size());
@@ -155,7 +159,7 @@ CLI::App* add_eval_fd_command(CLI::App& eval) {
   cmd->add_option("--n", opt.n, "images to generate")->check(CLI::Range(int64_t{2}, int64_t{1} << 24))->capture_default_str();
   cmd->add_option("--batch", opt.batch, "images per U-Net call")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--seed", opt.seed, "seed of the samples")->capture_default_str();
-  cmd->add_option("--sampler", opt.sampler, "ddpm")->capture_default_str();
+  add_sampler_flags(cmd, opt.sampler);
   cmd->add_option("--precision", opt.precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   cmd->add_option("--save-samples", opt.save_samples, "also write the generated images as NPY (0..255, NHWC)");
   cmd->add_option("--classifier", opt.classifier, "classifier model directory (ddpm train-classifier)")->capture_default_str();
@@ -181,7 +185,8 @@ int run_eval_fd_command() {
   const FeatureStats reference = feature_stats(test_features.data(), test.n, c.feature_dim);
   Scorer scorer(*net, reference);
 
-  const std::string what = opt.samples.empty() ? "samples (" + opt.sampler + ", seed " + std::to_string(opt.seed) + ")"
+  const std::string what = opt.samples.empty() ? "samples (" + opt.sampler_description + ", seed " +
+                                                   std::to_string(opt.seed) + ")"
                                                : opt.samples;
   const SetScore result = scorer.score(what, candidates);
 
@@ -224,7 +229,7 @@ int run_eval_fd_command() {
     nlohmann::json j = as_json(result);
     j["model"] = opt.model;
     j["classifier"] = opt.classifier;
-    j["sampler"] = opt.samples.empty() ? opt.sampler : "";
+    j["sampler"] = opt.samples.empty() ? opt.sampler_description : "";
     j["references"] = refs;
     j["seconds"] = seconds;
     std::printf("%s\n", j.dump().c_str());

@@ -1,7 +1,8 @@
-// `ddpm sample`: DDPM ancestral sampling from a model directory into a PNG grid (and optionally
-// one PNG per image and an NPY of uint8 [N, H, W, C]). `ddpm info`: what a model or config is.
+// `ddpm sample`: images from a model directory with any sampler (DDPM, DDIM, DPM-Solver++) into a
+// PNG grid (and optionally one PNG per image and an NPY of uint8 [N, H, W, C]). `ddpm info`: what a model or config is.
 #include "sample_command.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -14,6 +15,7 @@
 #include "ddpm/nn/unet.h"
 #include "diffusion_model.h"
 #include "progress.h"
+#include "sampler_flags.h"
 
 namespace ddpm::app {
 
@@ -22,11 +24,32 @@ namespace fs = std::filesystem;
 namespace {
 
 struct SampleOptions {
-  std::string model, out = "samples.png", out_dir, npy, precision = "fp32";
+  std::string model, out = "samples.png", out_dir, npy, precision = "fp32", init_noise;
   int64_t n = 16, batch = 0, cols = 0;
   uint64_t seed = 0;
-  bool no_clip = false;
+  SamplerFlags sampler;
+  CLI::Option* n_option = nullptr;
 } sample;
+
+// x_T from an NPY float32 [N, C, H, W] file (PyTorch's layout), as NHWC for the U-Net.
+std::vector<float> read_init_noise(const std::string& path, int64_t n, const UNet2DConfig& cfg) {
+  const NpyArray a = read_npy(path);
+  const int64_t c = cfg.in_channels, h = cfg.sample_height, w = cfg.sample_width;
+  if (a.shape.size() != 4 || a.shape[0] != n || a.shape[1] != c || a.shape[2] != h || a.shape[3] != w)
+    throw std::invalid_argument(path + ": --init-noise must have shape [" + std::to_string(n) + ", " +
+                                std::to_string(c) + ", " + std::to_string(h) + ", " + std::to_string(w) +
+                                "] (N, C, H, W) for " + std::to_string(n) + " images of this model");
+  const std::vector<float> nchw = a.to_f32();
+  std::vector<float> nhwc(nchw.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t p = 0; p < h * w; ++p)
+      for (int64_t k = 0; k < c; ++k) {
+        const float v = nchw[static_cast<size_t>((i * c + k) * h * w + p)];
+        if (!std::isfinite(v)) throw std::invalid_argument(path + ": --init-noise holds a non-finite value");
+        nhwc[static_cast<size_t>((i * h * w + p) * c + k)] = v;
+      }
+  return nhwc;
+}
 
 struct InfoOptions {
   std::string model, config, save_config;
@@ -35,29 +58,43 @@ struct InfoOptions {
 }  // namespace
 
 CLI::App* add_sample_command(CLI::App& app) {
-  CLI::App* cmd = app.add_subcommand("sample", "Generate images with DDPM ancestral sampling (1000 steps)");
+  CLI::App* cmd = app.add_subcommand("sample", "Generate images (DDPM, DDIM or DPM-Solver++)");
   cmd->add_option("--model", sample.model, "diffusers model directory (e.g. RUN/model)")->required();
-  cmd->add_option("--n", sample.n, "number of images")->check(CLI::PositiveNumber)->capture_default_str();
+  sample.n_option = cmd->add_option("--n", sample.n, "number of images (default: 16, or the --init-noise count)")
+                        ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", sample.seed, "seed of x_T and of every step's noise")->capture_default_str();
+  add_sampler_flags(cmd, sample.sampler);
+  cmd->add_option("--init-noise", sample.init_noise, "start from this x_T: NPY float32 [N, C, H, W]");
   cmd->add_option("--out", sample.out, "PNG grid to write")->capture_default_str();
   cmd->add_option("--out-dir", sample.out_dir, "also write one PNG per image into this directory");
   cmd->add_option("--npy", sample.npy, "also write the images as uint8 [N, H, W, C] NPY");
   cmd->add_option("--batch", sample.batch, "images per U-Net call (default: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--cols", sample.cols, "grid columns (default: square)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--precision", sample.precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}));
-  cmd->add_flag("--no-clip", sample.no_clip, "do not clip the predicted x0 to [-1, 1]");
   return cmd;
 }
 
 int run_sample_command() {
+  std::vector<float> init_noise;
+  if (!sample.init_noise.empty()) {
+    const ModelDir dir = read_model_dir(sample.model);
+    if (sample.n_option->count() == 0) {
+      const NpyArray a = read_npy(sample.init_noise);
+      if (!a.shape.empty()) sample.n = a.shape[0];
+    }
+    init_noise = read_init_noise(sample.init_noise, sample.n, dir.unet);
+  }
   const int64_t batch = sample.batch > 0 ? std::min(sample.batch, sample.n) : sample.n;
   DiffusionModel model = load_diffusion_model(sample.model, batch, parse_precision(sample.precision));
   const UNet2DConfig& cfg = model.dir.unet;
-  const bool clip = model.clip_x0 && !sample.no_clip;
+  const SamplerOptions sampler = sampler_options(sample.sampler, model.dir.scheduler);
   const int64_t per_item = model.per_item();
   std::vector<float> images(static_cast<size_t>(sample.n * per_item));
-  ProgressBar bar("sample", model.schedule.num_timesteps() * ((sample.n + batch - 1) / batch), "step");
-  generate_ddpm(model, sample.n, sample.seed, clip, images.data(), [&](int64_t done, int64_t) { bar.update(done); });
+  std::fprintf(stderr, "sampling %lld images: %s\n", static_cast<long long>(sample.n),
+               describe_sampler(sampler, model.schedule.num_timesteps()).c_str());
+  ProgressBar bar("sample", generation_calls(model, sample.n, sampler), "step");
+  generate_images(model, sample.n, sample.seed, sampler, images.data(), [&](int64_t done, int64_t) { bar.update(done); },
+                  init_noise.empty() ? nullptr : init_noise.data());
   bar.finish();
   std::vector<uint8_t> pixels(images.size());
   to_uint8(images.data(), images.size(), pixels.data());

@@ -46,4 +46,21 @@ void sample_ddpm(const EpsModel& model, float* x, int64_t batch, int64_t per_ite
   }
 }
 
+void sample_ddpm_respaced(const EpsModel& model, float* x, int64_t batch, int64_t per_item,
+                          const NoiseSchedule& schedule, const std::vector<int64_t>& timesteps, Variance variance,
+                          bool clip_x0, NoiseRng& rng, const SampleProgress& progress) {
+  diffusion_detail::check_sizes(batch, per_item, "sample_ddpm_respaced");
+  if (!model) throw std::invalid_argument("sample_ddpm_respaced: no model given");
+  const NoiseSchedule respaced = schedule.respaced(timesteps);
+  const int64_t n = batch * per_item, K = static_cast<int64_t>(timesteps.size());
+  std::vector<float> eps(static_cast<size_t>(n)), z(static_cast<size_t>(n));
+  for (int64_t i = 0; i < K; ++i) {
+    const int64_t index = K - 1 - i;
+    model(x, timesteps[static_cast<size_t>(i)], eps.data());
+    if (index > 0) rng.fill_normal(z.data(), n);
+    ddpm_step(x, x, eps.data(), index, z.data(), n, respaced, variance, clip_x0);
+    if (progress) progress(i + 1, K);
+  }
+}
+
 }  // namespace ddpm

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "ddpm/diffusion/schedule.h"
 #include "kernels/cpu/parallel.h"
@@ -24,6 +25,18 @@ inline void check_timesteps(const int64_t* t, int64_t batch, const NoiseSchedule
     if (t[b] < 0 || t[b] >= schedule.num_timesteps())
       throw std::out_of_range(std::string(what) + ": t[" + std::to_string(b) + "] = " + std::to_string(t[b]) +
                               " is outside [0, " + std::to_string(schedule.num_timesteps()) + ")");
+}
+
+// A sampler's timestep list: non-empty, strictly decreasing, within [0, T).
+inline void check_timestep_list(const std::vector<int64_t>& timesteps, const NoiseSchedule& schedule,
+                                const char* what) {
+  if (timesteps.empty()) throw std::invalid_argument(std::string(what) + ": no timesteps to visit");
+  for (size_t i = 0; i < timesteps.size(); ++i) {
+    schedule.check_timestep(timesteps[i], what);
+    if (i > 0 && timesteps[i] >= timesteps[i - 1])
+      throw std::invalid_argument(std::string(what) + ": timesteps must be strictly decreasing, got " +
+                                  std::to_string(timesteps[i - 1]) + " then " + std::to_string(timesteps[i]));
+  }
 }
 
 // These loops cost ~1 ns per element, so a parallel region (and, on a busy machine, a barrier

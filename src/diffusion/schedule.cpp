@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include "diffusion/per_item.h"
+
 namespace ddpm {
 
 namespace {
@@ -60,7 +62,14 @@ ScheduleKind parse_schedule_kind(const std::string& name) {
                               "': expected linear or cosine (diffusers: squaredcos_cap_v2)");
 }
 
-const char* schedule_kind_name(ScheduleKind kind) { return kind == ScheduleKind::linear ? "linear" : "cosine"; }
+const char* schedule_kind_name(ScheduleKind kind) {
+  switch (kind) {
+    case ScheduleKind::linear: return "linear";
+    case ScheduleKind::cosine: return "cosine";
+    case ScheduleKind::respaced: return "respaced";
+  }
+  return "?";
+}
 
 Variance parse_variance(const std::string& name) {
   if (name == "fixed_large" || name == "fixedlarge") return Variance::fixed_large;
@@ -86,7 +95,26 @@ NoiseSchedule::NoiseSchedule(ScheduleKind kind, int64_t num_timesteps, double be
   } else {
     betas_ = cosine_betas(num_timesteps);
   }
+  derive_coefficients();
+}
 
+NoiseSchedule NoiseSchedule::respaced(const std::vector<int64_t>& kept) const {
+  diffusion_detail::check_timestep_list(kept, *this, "respaced schedule");
+  NoiseSchedule r;
+  r.kind_ = ScheduleKind::respaced;
+  r.beta_start_ = beta_start_, r.beta_end_ = beta_end_;
+  double last = 1.0;
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) {
+    const double ab = alphas_cumprod_[static_cast<size_t>(*it)];
+    r.betas_.push_back(1.0 - ab / last);
+    last = ab;
+  }
+  r.derive_coefficients();
+  return r;
+}
+
+void NoiseSchedule::derive_coefficients() {
+  const ScheduleKind kind = kind_;
   const size_t T = betas_.size();
   const auto sized = [T](std::vector<double>& v) { v.assign(T, 0.0); };
   for (auto* v : {&alphas_, &alphas_cumprod_, &alphas_cumprod_prev_, &sqrt_alphas_cumprod_,

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "ddpm/diffusion/noise_rng.h"
 #include "ddpm/diffusion/schedule.h"
@@ -29,5 +30,14 @@ void ddpm_step(float* x_prev, const float* x_t, const float* eps, int64_t t, con
 // batch·per_item values (step 0 draws nothing). Allocates two batch-sized buffers.
 void sample_ddpm(const EpsModel& model, float* x, int64_t batch, int64_t per_item, const NoiseSchedule& schedule,
                  Variance variance, bool clip_x0, NoiseRng& rng, const SampleProgress& progress = {});
+
+// Respaced DDPM (IDDPM-REPO respace.py): the same chain over the K timesteps in `timesteps`
+// (strictly decreasing, e.g. from sampling_timesteps) with schedule.respaced(timesteps): step i
+// runs ddpm_step at index K−1−i of the respaced schedule and calls model with the original
+// timestep timesteps[i]. With all T timesteps it is sample_ddpm exactly. Noise as sample_ddpm
+// (none at the last step).
+void sample_ddpm_respaced(const EpsModel& model, float* x, int64_t batch, int64_t per_item,
+                          const NoiseSchedule& schedule, const std::vector<int64_t>& timesteps, Variance variance,
+                          bool clip_x0, NoiseRng& rng, const SampleProgress& progress = {});
 
 }  // namespace ddpm

@@ -12,6 +12,7 @@ namespace ddpm {
 enum class ScheduleKind {
   linear,  // np.linspace(beta_start, beta_end, T) in float64 (DDPM)
   cosine,  // Nichol & Dhariwal's ᾱ(t) = cos²((t/T + s)/(1 + s)·π/2), s = 0.008, β capped at 0.999
+  respaced,  // a subset of another schedule's timesteps (NoiseSchedule::respaced)
 };
 
 // The fixed reverse-process variance σ_t² (facts §1.4).
@@ -33,6 +34,13 @@ class NoiseSchedule {
   // Throws std::invalid_argument unless T >= 1 and, for the linear schedule, 0 < beta_start < 1
   // and 0 < beta_end < 1. The cosine schedule ignores beta_start and beta_end (as diffusers).
   NoiseSchedule(ScheduleKind kind, int64_t num_timesteps, double beta_start = 1e-4, double beta_end = 0.02);
+
+  // The schedule of a K-step chain that visits only `kept` (strictly decreasing, as
+  // sampling_timesteps returns them) of this schedule's timesteps: ᾱ'_i = ᾱ_{kept_i}, so
+  // β'_i = 1 − ᾱ_{S_i}/ᾱ_{S_{i−1}} with S = kept in ascending order (IDDPM-REPO respace.py, facts
+  // §2). Index i of the result is timestep S_i of this one. Throws std::invalid_argument unless
+  // kept is non-empty, strictly decreasing and within [0, T).
+  NoiseSchedule respaced(const std::vector<int64_t>& kept) const;
 
   ScheduleKind kind() const { return kind_; }
   int64_t num_timesteps() const { return static_cast<int64_t>(betas_.size()); }  // T
@@ -73,8 +81,11 @@ class NoiseSchedule {
   void check_timestep(int64_t t, const char* what) const;
 
  private:
-  ScheduleKind kind_;
-  double beta_start_, beta_end_;
+  NoiseSchedule() = default;
+  void derive_coefficients();  // every vector below from betas_
+
+  ScheduleKind kind_ = ScheduleKind::respaced;
+  double beta_start_ = 0, beta_end_ = 0;
   std::vector<double> betas_, alphas_, alphas_cumprod_, alphas_cumprod_prev_, sqrt_alphas_cumprod_,
       sqrt_one_minus_alphas_cumprod_, sqrt_recip_alphas_cumprod_, sqrt_recipm1_alphas_cumprod_,
       posterior_variance_, posterior_log_variance_clipped_, posterior_mean_coef1_, posterior_mean_coef2_,

@@ -1,0 +1,51 @@
+// Dispatch from SamplerOptions to the sampler files.
+#include "ddpm/diffusion/sampler.h"
+
+#include <stdexcept>
+
+#include "ddpm/diffusion/ddim_sampler.h"
+#include "ddpm/diffusion/dpm_solver.h"
+
+namespace ddpm {
+
+SamplerKind parse_sampler_kind(const std::string& name) {
+  if (name == "ddpm") return SamplerKind::ddpm;
+  if (name == "ddim") return SamplerKind::ddim;
+  if (name == "dpm-solver++" || name == "dpmsolver++") return SamplerKind::dpm_solver_pp;
+  throw std::invalid_argument("unknown sampler '" + name + "': expected ddpm, ddim or dpm-solver++");
+}
+
+const char* sampler_kind_name(SamplerKind kind) {
+  switch (kind) {
+    case SamplerKind::ddpm: return "ddpm";
+    case SamplerKind::ddim: return "ddim";
+    case SamplerKind::dpm_solver_pp: return "dpm-solver++";
+  }
+  return "?";
+}
+
+std::vector<int64_t> sampler_timesteps(const NoiseSchedule& schedule, const SamplerOptions& options) {
+  const int64_t T = schedule.num_timesteps();
+  return sampling_timesteps(T, options.steps == 0 ? T : options.steps, options.spacing, options.steps_offset);
+}
+
+void run_sampler(const EpsModel& model, float* x, int64_t batch, int64_t per_item, const NoiseSchedule& schedule,
+                 const SamplerOptions& options, NoiseRng& rng, const SampleProgress& progress) {
+  const std::vector<int64_t> timesteps = sampler_timesteps(schedule, options);
+  switch (options.kind) {
+    case SamplerKind::ddpm:
+      sample_ddpm_respaced(model, x, batch, per_item, schedule, timesteps, options.variance, options.clip_x0, rng,
+                           progress);
+      return;
+    case SamplerKind::ddim:
+      sample_ddim(model, x, batch, per_item, schedule, timesteps,
+                  DdimOptions{options.eta, options.clip_x0, options.eps_from_clipped_x0, options.final_alpha_one}, rng,
+                  progress);
+      return;
+    case SamplerKind::dpm_solver_pp:
+      sample_dpm_solver_pp(model, x, batch, per_item, schedule, timesteps, options.clip_x0, progress);
+      return;
+  }
+}
+
+}  // namespace ddpm
