@@ -8,6 +8,7 @@
 #include "bench_ops.h"
 #include "diffuse_command.h"
 #include "eval_command.h"
+#include "invert_command.h"
 #include "predict_command.h"
 #include "sample_command.h"
 #include "train_classifier_command.h"
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   CLI::App* predict = ddpm::app::add_predict_command(app);
   CLI::App* diffuse = ddpm::app::add_diffuse_command(app);
   CLI::App* eval = ddpm::app::add_eval_command(app);
+  CLI::App* invert = ddpm::app::add_invert_command(app);
 
   try {
     app.parse(argc, argv);
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
     if (predict->parsed()) return ddpm::app::run_predict_command();
     if (diffuse->parsed()) return ddpm::app::run_diffuse_command();
     if (eval->parsed()) return ddpm::app::run_eval_command();
+    if (invert->parsed()) return ddpm::app::run_invert_command();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
