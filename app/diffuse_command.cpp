@@ -43,8 +43,6 @@ CLI::App* add_diffuse_command(CLI::App& app) {
 int run_diffuse_command() {
   const ModelDir dir = read_model_dir(opt.model);
   const UNet2DConfig& cfg = dir.unet;
-  if (cfg.in_channels != cfg.out_channels)
-    throw std::invalid_argument(opt.model + ": diffuse needs in_channels == out_channels");
   const Image picture = resize_cover_crop(read_image(opt.image, cfg.in_channels), cfg.sample_height, cfg.sample_width);
   const int64_t per_item = cfg.sample_height * cfg.sample_width * cfg.in_channels;
   const NoiseSchedule schedule(parse_schedule_kind(dir.scheduler.beta_schedule), dir.scheduler.num_train_timesteps,
@@ -68,9 +66,9 @@ int run_diffuse_command() {
   // Row 2: the reverse chain from that x_T (the last frame of row 1), shown from T-1 down to 0
   // and placed under the matching forward frame.
   DiffusionModel model = load_diffusion_model(opt.model, 1, Precision::fp32);
-  UNet2D& net = *model.net;
+  const EpsVarianceModel eps_model = model.eps_variance_model();
   const Variance variance = model.variance;
-  std::vector<float> eps(x.size()), z(x.size());
+  std::vector<float> eps(x.size()), v(x.size()), z(x.size());
   ProgressBar bar("diffuse", T, "step");
   int64_t next_shown = opt.frames - 1;
   for (int64_t t = T - 1; t >= 0; --t) {
@@ -78,11 +76,10 @@ int run_diffuse_command() {
       to_uint8(x.data(), x.size(), strip.data() + (opt.frames + next_shown) * per_item);
       --next_shown;
     }
-    const float tf = static_cast<float>(t);
-    net.forward(x.data(), &tf, eps.data(), 0);
+    eps_model(x.data(), t, eps.data(), v.data());
     if (t > 0) rng.fill_normal(z.data(), per_item);
     ddpm_step(x.data(), x.data(), eps.data(), t, t > 0 ? z.data() : nullptr, per_item, schedule, variance,
-              dir.scheduler.clip_sample);
+              dir.scheduler.clip_sample, v.data());
     bar.update(T - t);
   }
   bar.finish();

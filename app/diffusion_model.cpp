@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ddpm/diffusion/hybrid_loss.h"
 #include "ddpm/diffusion/noise_rng.h"
 
 namespace ddpm::app {
@@ -11,19 +12,36 @@ int64_t DiffusionModel::per_item() const {
   return cfg.sample_height * cfg.sample_width * cfg.in_channels;
 }
 
+void DiffusionModel::forward(const float* x_t, float* eps, float* v) {
+  if (variance != Variance::learned_range) return net->forward(x_t, timestep_buffer.data(), eps, 0);
+  const UNet2DConfig& cfg = dir.unet;
+  output_buffer.resize(static_cast<size_t>(2 * batch() * per_item()));
+  net->forward(x_t, timestep_buffer.data(), output_buffer.data(), 0);
+  split_eps_variance(output_buffer.data(), eps, v, batch() * cfg.sample_height * cfg.sample_width, cfg.in_channels);
+}
+
 EpsModel DiffusionModel::eps_model() {
   timestep_buffer.resize(static_cast<size_t>(batch()));
+  unused_v.resize(variance == Variance::learned_range ? static_cast<size_t>(batch() * per_item()) : 0);
   return [this](const float* x_t, int64_t t, float* eps) {
     std::fill(timestep_buffer.begin(), timestep_buffer.end(), static_cast<float>(t));
-    net->forward(x_t, timestep_buffer.data(), eps, 0);
+    forward(x_t, eps, unused_v.data());
   };
 }
 
-BatchEpsModel DiffusionModel::batch_eps_model() {
+EpsVarianceModel DiffusionModel::eps_variance_model() {
   timestep_buffer.resize(static_cast<size_t>(batch()));
-  return [this](const float* x_t, const int64_t* t, float* eps) {
+  return [this](const float* x_t, int64_t t, float* eps, float* v) {
+    std::fill(timestep_buffer.begin(), timestep_buffer.end(), static_cast<float>(t));
+    forward(x_t, eps, v);
+  };
+}
+
+BatchEpsVarianceModel DiffusionModel::batch_eps_variance_model() {
+  timestep_buffer.resize(static_cast<size_t>(batch()));
+  return [this](const float* x_t, const int64_t* t, float* eps, float* v) {
     for (size_t b = 0; b < timestep_buffer.size(); ++b) timestep_buffer[b] = static_cast<float>(t[b]);
-    net->forward(x_t, timestep_buffer.data(), eps, 0);
+    forward(x_t, eps, v);
   };
 }
 
@@ -38,7 +56,7 @@ DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Prec
   NoiseSchedule schedule(parse_schedule_kind(s.beta_schedule), s.num_train_timesteps, s.beta_start, s.beta_end);
   const Variance variance = parse_variance(s.variance_type);
   const bool clip = s.clip_sample;
-  return DiffusionModel{std::move(dir), std::move(net), std::move(schedule), variance, clip, {}};
+  return DiffusionModel{std::move(dir), std::move(net), std::move(schedule), variance, clip, {}, {}, {}};
 }
 
 int64_t generation_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler) {
@@ -52,7 +70,7 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
   const int64_t per_batch = generation_calls(model, batch, sampler), total = generation_calls(model, n, sampler);
   std::vector<float> x(static_cast<size_t>(batch * per_item));
   NoiseRng rng(seed, 0);
-  const EpsModel eps = model.eps_model();
+  const EpsVarianceModel eps = model.eps_variance_model();
   int64_t done = 0;
   for (int64_t first = 0; first < n; first += batch) {
     const int64_t count = std::min(batch, n - first);

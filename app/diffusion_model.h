@@ -22,16 +22,23 @@ struct DiffusionModel {
   ModelDir dir;
   std::unique_ptr<UNet2D> net;
   NoiseSchedule schedule;
-  Variance variance;
-  bool clip_x0;  // the scheduler config's clip_sample
+  Variance variance;  // learned_range: the U-Net's last C output channels are v
+  bool clip_x0;       // the scheduler config's clip_sample
 
   int64_t batch() const { return net->batch(); }
   int64_t per_item() const;  // values of one image: H·W·C
-  // ε_θ at one timestep for the whole batch, and at a timestep per item.
+  // ε_θ (and v, for learned_range; otherwise v is left alone) at one timestep for the whole
+  // batch, and at a timestep per item; eps_model drops v.
   EpsModel eps_model();
-  BatchEpsModel batch_eps_model();
+  EpsVarianceModel eps_variance_model();
+  BatchEpsVarianceModel batch_eps_variance_model();
 
   std::vector<float> timestep_buffer;  // [batch] timesteps as the U-Net takes them (float)
+  std::vector<float> output_buffer;    // [batch, H, W, 2C] for learned_range, split into ε and v
+  std::vector<float> unused_v;         // eps_model's v of a learned_range model
+
+ private:
+  void forward(const float* x_t, float* eps, float* v);  // timestep_buffer holds the timesteps
 };
 
 // Reads `path` (a diffusers model directory), builds the U-Net for `batch` images and loads its

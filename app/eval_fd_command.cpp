@@ -114,9 +114,9 @@ std::vector<float> read_sample_npy(const std::string& path, const ClassifierConf
 std::vector<float> generate_samples(const ClassifierConfig& c) {
   DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, opt.n), parse_precision(opt.precision));
   const UNet2DConfig& u = model.dir.unet;
-  if (u.sample_height != c.height || u.sample_width != c.width || u.out_channels != c.channels)
+  if (u.sample_height != c.height || u.sample_width != c.width || u.in_channels != c.channels)
     throw std::invalid_argument(opt.model + " makes " + std::to_string(u.sample_height) + "x" +
-                                std::to_string(u.sample_width) + "x" + std::to_string(u.out_channels) +
+                                std::to_string(u.sample_width) + "x" + std::to_string(u.in_channels) +
                                 " images, but the classifier " + opt.classifier + " takes " + std::to_string(c.height) +
                                 "x" + std::to_string(c.width) + "x" + std::to_string(c.channels));
   const SamplerOptions sampler = sampler_options(opt.sampler, model.dir.scheduler);

@@ -103,6 +103,9 @@ int run_eval_nll_command() {
 
   BoundOptions options;
   options.variance = opt.variance.empty() ? model.variance : parse_variance(opt.variance);
+  if (options.variance == Variance::learned_range && model.variance != Variance::learned_range)
+    throw std::invalid_argument("--variance learned_range: " + opt.model +
+                                " does not predict its variance (its scheduler says " + variance_name(model.variance) + ")");
   options.clip_x0 = !opt.no_clip;
   options.timesteps = opt.timesteps;
   const std::string terms = opt.timesteps == 0
@@ -129,7 +132,7 @@ int run_eval_nll_command() {
       tail = std::make_unique<DiffusionModel>(load_diffusion_model(opt.model, count, parse_precision(opt.precision)));
     DiffusionModel& m = count < batch ? *tail : model;
     images_to_float(data, opt.first + k * batch, count, x0.data());
-    variational_bound(m.batch_eps_model(), x0.data(), count, per_item, m.schedule, options, rng, bounds.data(),
+    variational_bound(m.batch_eps_variance_model(), x0.data(), count, per_item, m.schedule, options, rng, bounds.data(),
                       opt.timesteps == 0 ? &profile : nullptr,
                       [&](int64_t done, int64_t) { bar.update(k * calls + done); });
     for (int64_t b = 0; b < count; ++b) {

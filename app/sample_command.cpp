@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,7 +103,7 @@ int run_sample_command() {
   int64_t cols = sample.cols;
   if (cols <= 0)
     while (cols * cols < sample.n) ++cols;
-  write_png(sample.out, make_grid(pixels.data(), sample.n, cfg.sample_height, cfg.sample_width, cfg.out_channels, cols));
+  write_png(sample.out, make_grid(pixels.data(), sample.n, cfg.sample_height, cfg.sample_width, cfg.in_channels, cols));
   std::fprintf(stderr, "wrote %s\n", sample.out.c_str());
   if (!sample.out_dir.empty()) {
     fs::create_directories(sample.out_dir);
@@ -110,13 +111,13 @@ int run_sample_command() {
       char name[32];
       std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(i));
       write_png((fs::path(sample.out_dir) / name).string(), pixels.data() + i * per_item, cfg.sample_height,
-                cfg.sample_width, cfg.out_channels);
+                cfg.sample_width, cfg.in_channels);
     }
     std::fprintf(stderr, "wrote %lld images to %s\n", static_cast<long long>(sample.n), sample.out_dir.c_str());
   }
   if (!sample.npy.empty()) {
     std::vector<float> as_float(pixels.begin(), pixels.end());  // NPY writer takes float32
-    write_npy(sample.npy, as_float.data(), {sample.n, cfg.sample_height, cfg.sample_width, cfg.out_channels});
+    write_npy(sample.npy, as_float.data(), {sample.n, cfg.sample_height, cfg.sample_width, cfg.in_channels});
     std::fprintf(stderr, "wrote %s\n", sample.npy.c_str());
   }
   return 0;
@@ -134,8 +135,11 @@ CLI::App* add_info_command(CLI::App& app) {
 int run_info_command() {
   UNet2DConfig cfg;
   std::string what;
+  std::optional<SchedulerConfig> scheduler;
   if (!info.model.empty()) {
-    cfg = read_model_dir(info.model).unet;
+    const ModelDir dir = read_model_dir(info.model);
+    cfg = dir.unet;
+    scheduler = dir.scheduler;
     what = info.model;
   } else if (!info.config.empty()) {
     cfg = fs::is_regular_file(info.config) ? read_unet_config(info.config) : named_unet_config(info.config);
@@ -157,6 +161,10 @@ int run_info_command() {
   std::printf("\n  layers_per_block %lld, groups %lld, dropout %g\n  %zu tensors, %lld parameters, %.3f GFLOP per image forward\n",
               static_cast<long long>(cfg.layers_per_block), static_cast<long long>(cfg.norm_num_groups), cfg.dropout,
               net.parameters().size(), static_cast<long long>(net.parameter_count()), net.forward_flops() * 1e-9);
+  if (scheduler)
+    std::printf("  scheduler %s: T = %lld, %s betas, %s variance%s\n", scheduler->class_name.c_str(),
+                static_cast<long long>(scheduler->num_train_timesteps), scheduler->beta_schedule.c_str(),
+                scheduler->variance_type.c_str(), scheduler->clip_sample ? ", x0 clipped" : "");
   if (!info.model.empty()) {
     std::vector<float> weights(static_cast<size_t>(net.parameter_count()));
     TensorList list;

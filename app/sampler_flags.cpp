@@ -16,6 +16,8 @@ void add_sampler_flags(CLI::App* cmd, SamplerFlags& flags) {
   cmd->add_option("--spacing", flags.spacing, "leading | trailing | linspace | quadratic (default: the scheduler config's)")
       ->check(CLI::IsMember({"leading", "trailing", "linspace", "quadratic"}));
   cmd->add_flag("--no-clip", flags.no_clip, "do not clip the predicted x0 to [-1, 1]");
+  cmd->add_flag("--clipped-eps", flags.clipped_eps,
+                "ddim: re-derive eps from the clipped x0 (IDDPM's ddim_sample; diffusers' use_clipped_model_output)");
 }
 
 SamplerOptions sampler_options(const SamplerFlags& flags, const SchedulerConfig& scheduler) {
@@ -23,6 +25,9 @@ SamplerOptions sampler_options(const SamplerFlags& flags, const SchedulerConfig&
   o.kind = parse_sampler_kind(flags.sampler);
   if (flags.eta != 0.0 && o.kind != SamplerKind::ddim)
     throw std::invalid_argument("--eta " + std::to_string(flags.eta) + " applies to --sampler ddim only");
+  if (flags.clipped_eps && o.kind != SamplerKind::ddim)
+    throw std::invalid_argument("--clipped-eps applies to --sampler ddim only");
+  o.eps_from_clipped_x0 = flags.clipped_eps;
   o.steps = flags.steps > 0 ? flags.steps : (o.kind == SamplerKind::ddpm ? 0 : 50);
   if (o.steps > scheduler.num_train_timesteps)
     throw std::invalid_argument("--steps " + std::to_string(o.steps) + ": the model was trained with T = " +
@@ -44,6 +49,7 @@ std::string describe_sampler(const SamplerOptions& o, int64_t num_train_timestep
     char eta[32];
     std::snprintf(eta, sizeof eta, ", eta %g", o.eta);
     s += eta;
+    if (o.eps_from_clipped_x0) s += ", eps from clipped x0";
   }
   return s;
 }

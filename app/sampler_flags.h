@@ -16,9 +16,10 @@ struct SamplerFlags {
   int64_t steps = 0;
   double eta = 0.0;
   bool no_clip = false;
+  bool clipped_eps = false;
 };
 
-// --sampler, --steps, --eta, --spacing, --no-clip.
+// --sampler, --steps, --eta, --spacing, --no-clip, --clipped-eps.
 void add_sampler_flags(CLI::App* cmd, SamplerFlags& flags);
 
 // The options to run: the flags where given; otherwise the scheduler config's timestep_spacing,

@@ -27,7 +27,7 @@ void on_signal(int) { interrupted = true; }
 }  // namespace
 
 CLI::App* add_train_command(CLI::App& app) {
-  CLI::App* cmd = app.add_subcommand("train", "Train a DDPM (L_simple, Adam, EMA) into a run directory");
+  CLI::App* cmd = app.add_subcommand("train", "Train a DDPM (L_simple or improved DDPM's hybrid loss, Adam, EMA) into a run directory");
   cmd->add_option("--data", options.data, "fashion-mnist | cifar10:DIR | folder:DIR")->capture_default_str();
   cmd->add_option("--config", options.config, "fmnist-small | fmnist-64 | cifar10-ddpm")->capture_default_str();
   cmd->add_option("--out", options.out, "run directory to create");
@@ -42,6 +42,16 @@ CLI::App* add_train_command(CLI::App& app) {
                 "EMA decay min(decay, (1+step)/(10+step)) for short runs (paper: fixed decay)");
   cmd->add_flag("--random-flip,!--no-random-flip", random_flip,
                 "random horizontal flips (default: on for cifar10 data, as the paper)");
+  cmd->add_option("--beta-schedule", options.beta_schedule, "linear | cosine (improved DDPM)")
+      ->check(CLI::IsMember({"linear", "cosine"}))
+      ->capture_default_str();
+  cmd->add_option("--num-timesteps", options.num_timesteps, "diffusion steps T")->check(CLI::Range(2, 100000))->capture_default_str();
+  cmd->add_flag("--learn-variance", options.learn_variance,
+                "improved DDPM: the U-Net also predicts its variance (learned_range) and trains on L_simple + "
+                "vlb_weight * T * L_vlb");
+  cmd->add_option("--vlb-weight", options.vlb_weight, "lambda of the hybrid loss (with --learn-variance)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--seed", options.seed, "seed of every random draw")->capture_default_str();
   cmd->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   cmd->add_option("--save-every", options.save_every, "checkpoint period in steps")->capture_default_str();
@@ -81,8 +91,8 @@ int run_train_command() {
   }
   if (final_samples > 0) {
     const std::string path = (std::filesystem::path(o.out) / "samples" / "final.png").string();
-    std::fprintf(stderr, "sampling %lld images from the EMA weights (1000 steps) ...\n",
-                 static_cast<long long>(final_samples));
+    std::fprintf(stderr, "sampling %lld images from the EMA weights (%lld steps) ...\n",
+                 static_cast<long long>(final_samples), static_cast<long long>(o.num_timesteps));
     trainer->save_samples(path, final_samples, o.seed + 1);
     std::fprintf(stderr, "wrote %s\n", path.c_str());
   }

@@ -5,6 +5,7 @@
 
 #include "ddpm/diffusion/ddim_sampler.h"
 #include "ddpm/diffusion/dpm_solver.h"
+#include "diffusion/per_item.h"
 
 namespace ddpm {
 
@@ -46,6 +47,21 @@ void run_sampler(const EpsModel& model, float* x, int64_t batch, int64_t per_ite
       sample_dpm_solver_pp(model, x, batch, per_item, schedule, timesteps, options.clip_x0, progress);
       return;
   }
+}
+
+void run_sampler(const EpsVarianceModel& model, float* x, int64_t batch, int64_t per_item,
+                 const NoiseSchedule& schedule, const SamplerOptions& options, NoiseRng& rng,
+                 const SampleProgress& progress) {
+  if (!model) throw std::invalid_argument("run_sampler: no model given");
+  diffusion_detail::check_sizes(batch, per_item, "run_sampler");
+  if (options.kind == SamplerKind::ddpm) {
+    sample_ddpm_respaced(model, x, batch, per_item, schedule, sampler_timesteps(schedule, options), options.variance,
+                         options.clip_x0, rng, progress);
+    return;
+  }
+  std::vector<float> unused_v(static_cast<size_t>(batch * per_item));
+  const EpsModel eps_only = [&](const float* x_t, int64_t t, float* eps) { model(x_t, t, eps, unused_v.data()); };
+  run_sampler(eps_only, x, batch, per_item, schedule, options, rng, progress);
 }
 
 }  // namespace ddpm

@@ -74,11 +74,18 @@ const char* schedule_kind_name(ScheduleKind kind) {
 Variance parse_variance(const std::string& name) {
   if (name == "fixed_large" || name == "fixedlarge") return Variance::fixed_large;
   if (name == "fixed_small" || name == "fixedsmall") return Variance::fixed_small;
-  throw std::invalid_argument("unknown variance type '" + name + "': expected fixed_large or fixed_small");
+  if (name == "learned_range") return Variance::learned_range;
+  throw std::invalid_argument("unknown variance type '" + name +
+                              "': expected fixed_large, fixed_small or learned_range");
 }
 
 const char* variance_name(Variance variance) {
-  return variance == Variance::fixed_large ? "fixed_large" : "fixed_small";
+  switch (variance) {
+    case Variance::fixed_large: return "fixed_large";
+    case Variance::fixed_small: return "fixed_small";
+    case Variance::learned_range: return "learned_range";
+  }
+  return "?";
 }
 
 NoiseSchedule::NoiseSchedule(ScheduleKind kind, int64_t num_timesteps, double beta_start, double beta_end)
@@ -120,7 +127,7 @@ void NoiseSchedule::derive_coefficients() {
   for (auto* v : {&alphas_, &alphas_cumprod_, &alphas_cumprod_prev_, &sqrt_alphas_cumprod_,
                   &sqrt_one_minus_alphas_cumprod_, &sqrt_recip_alphas_cumprod_, &sqrt_recipm1_alphas_cumprod_,
                   &posterior_variance_, &posterior_log_variance_clipped_, &posterior_mean_coef1_,
-                  &posterior_mean_coef2_, &large_variance_, &large_log_variance_})
+                  &posterior_mean_coef2_, &large_variance_, &large_log_variance_, &log_betas_})
     sized(*v);
 
   double cumprod = 1.0;
@@ -151,7 +158,20 @@ void NoiseSchedule::derive_coefficients() {
     posterior_log_variance_clipped_[t] = std::log(t == 0 ? index0 : posterior_variance_[t]);
     large_variance_[t] = t == 0 ? index0 : betas_[t];
     large_log_variance_[t] = std::log(large_variance_[t]);
+    log_betas_[t] = std::log(betas_[t]);
   }
+}
+
+const std::vector<double>& NoiseSchedule::variance(Variance v) const {
+  if (v == Variance::learned_range)
+    throw std::invalid_argument("learned_range variance depends on the model's output: use learned_log_variance");
+  return v == Variance::fixed_large ? large_variance_ : posterior_variance_;
+}
+
+const std::vector<double>& NoiseSchedule::log_variance(Variance v) const {
+  if (v == Variance::learned_range)
+    throw std::invalid_argument("learned_range variance depends on the model's output: use learned_log_variance");
+  return v == Variance::fixed_large ? large_log_variance_ : posterior_log_variance_clipped_;
 }
 
 void NoiseSchedule::check_timestep(int64_t t, const char* what) const {

@@ -237,8 +237,8 @@ void SchedulerConfig::validate() const {
     reject("beta_schedule", "is \"" + beta_schedule + "\"; supported: linear, squaredcos_cap_v2");
   if (beta_schedule == "linear" && !(beta_start > 0 && beta_start <= beta_end && beta_end < 1))
     reject("beta_start/beta_end", "must satisfy 0 < beta_start <= beta_end < 1 for the linear schedule");
-  if (variance_type != "fixed_large" && variance_type != "fixed_small")
-    reject("variance_type", "is \"" + variance_type + "\"; supported: fixed_large, fixed_small");
+  if (variance_type != "fixed_large" && variance_type != "fixed_small" && variance_type != "learned_range")
+    reject("variance_type", "is \"" + variance_type + "\"; supported: fixed_large, fixed_small, learned_range");
   if (!(clip_sample_range > 0)) reject("clip_sample_range", "must be positive");
   if (prediction_type != "epsilon") reject("prediction_type", "is \"" + prediction_type + "\"; supported: epsilon");
   if (timestep_spacing != "leading" && timestep_spacing != "trailing" && timestep_spacing != "linspace")

@@ -57,7 +57,15 @@ ModelDir read_model_dir(const std::string& model_dir) {
     if (!fs::exists(p)) throw std::runtime_error(p + ": missing (a model directory holds unet/config.json, "
                                                      "unet/diffusion_pytorch_model.safetensors and "
                                                      "scheduler/scheduler_config.json)");
-  return {read_unet_config(unet_config_path(model_dir)), read_scheduler_config(scheduler_config_path(model_dir))};
+  ModelDir dir{read_unet_config(unet_config_path(model_dir)), read_scheduler_config(scheduler_config_path(model_dir))};
+  // The U-Net predicts ε (C channels), and with a learned variance also v (C more channels).
+  const bool learned = dir.scheduler.variance_type == "learned_range";
+  const int64_t in = dir.unet.in_channels, out = dir.unet.out_channels;
+  if (out != (learned ? 2 * in : in))
+    throw std::runtime_error(model_dir + ": the U-Net has in_channels " + std::to_string(in) + " and out_channels " +
+                             std::to_string(out) + ", but scheduler variance_type \"" + dir.scheduler.variance_type +
+                             "\" needs out_channels = " + (learned ? "2 x in_channels (ε and the variance)" : "in_channels"));
+  return dir;
 }
 
 std::string current_unet_tensor_name(const std::string& stored_name) {

@@ -27,6 +27,8 @@
 #include "ddpm/data/idx.h"
 #include "ddpm/data/image_folder.h"
 #include "ddpm/diffusion/ddpm_sampler.h"
+#include "ddpm/diffusion/hybrid_loss.h"
+#include "ddpm/diffusion/sampler.h"
 #include "ddpm/diffusion/noise_rng.h"
 #include "ddpm/diffusion/process.h"
 #include "ddpm/diffusion/schedule.h"
@@ -58,7 +60,7 @@ json options_to_json(const TrainOptions& o) {
           {"precision", precision_name(o.precision)}, {"num_timesteps", o.num_timesteps},
           {"beta_schedule", o.beta_schedule}, {"beta_start", o.beta_start}, {"beta_end", o.beta_end},
           {"save_every", o.save_every}, {"sample_every", o.sample_every}, {"sample_n", o.sample_n},
-          {"log_every", o.log_every}};
+          {"log_every", o.log_every}, {"learn_variance", o.learn_variance}, {"vlb_weight", o.vlb_weight}};
 }
 
 TrainOptions options_from_json(const json& j, const std::string& run_dir) {
@@ -84,6 +86,8 @@ TrainOptions options_from_json(const json& j, const std::string& run_dir) {
   o.sample_every = j.at("sample_every");
   o.sample_n = j.at("sample_n");
   o.log_every = j.at("log_every");
+  o.learn_variance = j.value("learn_variance", false);  // absent in runs from before improved DDPM
+  o.vlb_weight = j.value("vlb_weight", 0.001);
   return o;
 }
 
@@ -99,6 +103,18 @@ void validate(const TrainOptions& o) {
   if (o.save_every < 1) bad("--save-every must be at least 1");
   if (o.sample_every < 0 || o.sample_n < 1) bad("--sample-every must be >= 0 and --sample-n >= 1");
   if (o.log_every < 1) bad("--log-every must be at least 1");
+  if (!(o.vlb_weight >= 0)) bad("--vlb-weight must be >= 0");
+}
+
+// The U-Net predicts ε (in_channels outputs) and, with a learned variance, v (as many again).
+void fit_output_channels(UNet2DConfig& cfg, const TrainOptions& o) {
+  if (o.learn_variance && cfg.out_channels == cfg.in_channels) cfg.out_channels = 2 * cfg.in_channels;
+  const int64_t needed = (o.learn_variance ? 2 : 1) * cfg.in_channels;
+  if (cfg.out_channels != needed)
+    throw std::invalid_argument("train: config " + o.config + " has in_channels " + std::to_string(cfg.in_channels) +
+                                " and out_channels " + std::to_string(cfg.out_channels) + "; " +
+                                (o.learn_variance ? "--learn-variance needs out_channels = in_channels or 2 x in_channels"
+                                                  : "without --learn-variance out_channels must equal in_channels"));
 }
 
 }  // namespace
@@ -145,7 +161,7 @@ SchedulerConfig scheduler_config_for(const TrainOptions& o) {
   s.beta_schedule = o.beta_schedule == "cosine" ? "squaredcos_cap_v2" : o.beta_schedule;
   s.beta_start = o.beta_start;
   s.beta_end = o.beta_end;
-  s.variance_type = "fixed_large";
+  s.variance_type = o.learn_variance ? "learned_range" : "fixed_large";
   s.clip_sample = true;
   s.validate();
   return s;
@@ -170,14 +186,39 @@ struct Trainer::Impl {
   int64_t per_item = 0;
   std::vector<float> ema, adam_m, adam_v;
   std::vector<float> x0, x_t, noise, eps, d_eps, t_float;
+  std::vector<float> out, v, d_v, d_out;  // learn_variance: the 2C-channel output, v and gradients
   std::vector<int64_t> t;
   std::ofstream log;
   float last_grad_norm = 0.0f;
+  double last_vlb = 0;
+
+  // Forward, loss and backward of one batch (x_t, noise, t drawn); returns the loss.
+  double loss_and_gradients() {
+    const int64_t B = opt.batch, n = B * per_item;
+    const uint64_t dropout_seed = opt.seed * 1000003ULL + static_cast<uint64_t>(step);  // no state to save
+    if (!opt.learn_variance) {
+      model->forward(x_t.data(), t_float.data(), eps.data(), dropout_seed);
+      const double loss = cpu::mse_forward(eps.data(), noise.data(), n);
+      cpu::mse_backward(d_eps.data(), eps.data(), noise.data(), n);
+      model->backward(d_eps.data());
+      return loss;
+    }
+    const int64_t pixels = B * cfg.sample_height * cfg.sample_width, C = cfg.in_channels;
+    model->forward(x_t.data(), t_float.data(), out.data(), dropout_seed);
+    split_eps_variance(out.data(), eps.data(), v.data(), pixels, C);
+    const HybridLoss loss = hybrid_loss(x0.data(), x_t.data(), noise.data(), eps.data(), v.data(), t.data(), B,
+                                        per_item, *schedule, opt.vlb_weight, d_eps.data(), d_v.data());
+    join_eps_variance(d_out.data(), d_eps.data(), d_v.data(), pixels, C);
+    model->backward(d_out.data());
+    last_vlb = loss.vlb;
+    return loss.total;
+  }
 
   void build(const TrainOptions& options) {
     opt = options;
     validate(opt);
     cfg = resolve_config(opt.config);
+    fit_output_channels(cfg, opt);
     data = load_training_data(opt.data, cfg, Split::train);
     schedule = std::make_unique<NoiseSchedule>(parse_schedule_kind(opt.beta_schedule), opt.num_timesteps,
                                                opt.beta_start, opt.beta_end);
@@ -187,6 +228,7 @@ struct Trainer::Impl {
     per_item = cfg.sample_height * cfg.sample_width * cfg.in_channels;
     const auto n = static_cast<size_t>(opt.batch * per_item);
     x0.resize(n), x_t.resize(n), noise.resize(n), eps.resize(n), d_eps.resize(n);
+    if (opt.learn_variance) out.resize(2 * n), v.resize(n), d_v.resize(n), d_out.resize(2 * n);
     t.resize(static_cast<size_t>(opt.batch));
     t_float.resize(static_cast<size_t>(opt.batch));
     const auto p = static_cast<size_t>(model->parameter_count());
@@ -266,15 +308,11 @@ const float* Trainer::ema() const { return impl_->ema.data(); }
 
 double Trainer::train_step() {
   Impl& m = *impl_;
-  const int64_t B = m.opt.batch, n = B * m.per_item, P = m.model->parameter_count();
+  const int64_t B = m.opt.batch, P = m.model->parameter_count();
   m.batcher->next(m.x0.data());
   draw_training_batch(m.x_t.data(), m.noise.data(), m.t.data(), m.x0.data(), B, m.per_item, *m.schedule, m.rng);
   for (int64_t b = 0; b < B; ++b) m.t_float[static_cast<size_t>(b)] = static_cast<float>(m.t[static_cast<size_t>(b)]);
-  // Dropout masks are a function of (seed, step): nothing to save for an exact resume.
-  m.model->forward(m.x_t.data(), m.t_float.data(), m.eps.data(), m.opt.seed * 1000003ULL + static_cast<uint64_t>(m.step));
-  const double loss = cpu::mse_forward(m.eps.data(), m.noise.data(), n);
-  cpu::mse_backward(m.d_eps.data(), m.eps.data(), m.noise.data(), n);
-  m.model->backward(m.d_eps.data());
+  const double loss = m.loss_and_gradients();
   const float grad_norm = cpu::clip_grad_norm(m.model->grads(), P, static_cast<float>(m.opt.grad_clip));
   if (!std::isfinite(loss) || !std::isfinite(grad_norm))
     throw std::runtime_error("train: non-finite loss or gradient at step " + std::to_string(m.step + 1) +
@@ -322,11 +360,16 @@ void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed
   std::vector<float> x(static_cast<size_t>(n * m.per_item)), tf(static_cast<size_t>(n));
   NoiseRng rng(seed, 0);
   rng.fill_normal(x.data(), static_cast<int64_t>(x.size()));
-  const EpsModel eps_model = [&](const float* x_t, int64_t t, float* eps) {
+  std::vector<float> out(m.opt.learn_variance ? x.size() * 2 : 0);
+  const EpsVarianceModel model = [&](const float* x_t, int64_t t, float* eps, float* v) {
     std::fill(tf.begin(), tf.end(), static_cast<float>(t));
-    net.forward(x_t, tf.data(), eps, 0);
+    if (!m.opt.learn_variance) return net.forward(x_t, tf.data(), eps, 0);
+    net.forward(x_t, tf.data(), out.data(), 0);
+    split_eps_variance(out.data(), eps, v, n * m.cfg.sample_height * m.cfg.sample_width, m.cfg.in_channels);
   };
-  sample_ddpm(eps_model, x.data(), n, m.per_item, *m.schedule, Variance::fixed_large, true, rng);
+  SamplerOptions sampler;  // ancestral DDPM over all T steps, clipped x̂0
+  sampler.variance = m.opt.learn_variance ? Variance::learned_range : Variance::fixed_large;
+  run_sampler(model, x.data(), n, m.per_item, *m.schedule, sampler, rng);
   const std::vector<uint8_t> pixels = to_uint8(x.data(), x.size());
   int64_t cols = 1;
   while (cols * cols < n) ++cols;
@@ -343,11 +386,12 @@ void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - last).count();
     TrainRecord record{m.step, loss, m.last_grad_norm, warmed_up_lr(m.opt.lr, m.step, m.opt.warmup_steps),
-                       seconds > 0 ? static_cast<double>(images_since) / seconds : 0.0};
+                       seconds > 0 ? static_cast<double>(images_since) / seconds : 0.0, m.last_vlb};
     if (m.step % m.opt.log_every == 0 || m.step == m.opt.steps) {
-      m.log << json{{"step", record.step}, {"loss", record.loss}, {"grad_norm", record.grad_norm},
-                    {"lr", record.lr}, {"img_per_s", record.images_per_second}}.dump()
-            << "\n";
+      json line{{"step", record.step}, {"loss", record.loss}, {"grad_norm", record.grad_norm}, {"lr", record.lr},
+                {"img_per_s", record.images_per_second}};
+      if (m.opt.learn_variance) line["vlb_bpd"] = record.vlb;
+      m.log << line.dump() << "\n";
       m.log.flush();
       last = now;
       images_since = 0;

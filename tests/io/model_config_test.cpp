@@ -261,7 +261,7 @@ std::string sched_with(const std::string& key, const std::string& value) {
 
 TEST(SchedulerConfig, RejectsWhatWeCannotReproduce) {
   expect_error(sched_with("beta_schedule", R"("scaled_linear")"), "\"beta_schedule\" is \"scaled_linear\"", true);
-  expect_error(sched_with("variance_type", R"("learned_range")"), "\"variance_type\" is \"learned_range\"", true);
+  expect_error(sched_with("variance_type", R"("learned")"), "\"variance_type\" is \"learned\"", true);
   expect_error(sched_with("prediction_type", R"("v_prediction")"), "\"prediction_type\" is \"v_prediction\"", true);
   expect_error(sched_with("trained_betas", "[0.1, 0.2]"), "\"trained_betas\"", true);
   expect_error(sched_with("_class_name", R"("PNDMScheduler")"), "\"_class_name\" is \"PNDMScheduler\"", true);

@@ -71,6 +71,28 @@ TEST(ModelDir, SaveReadLoadRoundTripAndReplace) {
   EXPECT_EQ(entries, 1u);
 }
 
+// A learned variance needs 2 x in_channels outputs (ε and v), a fixed one exactly in_channels.
+TEST(ModelDir, OutputChannelsMustMatchTheVarianceType) {
+  const fs::path dir = temp_dir("variance");
+  UNet2DConfig unet = named_unet_config("fmnist-small");
+  SchedulerConfig sched;
+  sched.variance_type = "learned_range";
+  const auto weights = test::random_normal(total(kExpected), 5);
+  save_model_dir(dir.string(), unet, sched, kExpected, weights.data());
+  try {
+    read_model_dir(dir.string());
+    FAIL() << "a learned_range scheduler with a 1-channel output was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("out_channels = 2 x in_channels"), std::string::npos) << e.what();
+  }
+  unet.out_channels = 2;
+  save_model_dir(dir.string(), unet, sched, kExpected, weights.data());
+  EXPECT_EQ(read_model_dir(dir.string()).unet.out_channels, 2);
+  sched.variance_type = "fixed_large";
+  save_model_dir(dir.string(), unet, sched, kExpected, weights.data());
+  EXPECT_THROW(read_model_dir(dir.string()), std::runtime_error);
+}
+
 TEST(ModelDir, RefusesToReplaceOtherDirectoriesAndNonFiniteWeights) {
   const fs::path dir = temp_dir("not_a_model");
   fs::create_directories(dir);

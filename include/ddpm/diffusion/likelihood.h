@@ -5,7 +5,7 @@
 //   L_{t−1} = KL(q(x_{t−1} | x_t, x0) ‖ p_θ(x_{t−1} | x_t))   (Gaussian KLs, x_t ~ q(x_t | x0)),
 //   L_0     = −log p_θ(x0 | x1)                               (discretized Gaussian decoder).
 // p_θ's mean is the posterior mean at x̂0 (optionally clipped to [−1, 1]); its variance is the
-// schedule's fixed variance. Code indices: term i (0..T−1) is L_i, i.e. L_0 is the decoder and
+// schedule's fixed variance, or the model's own (Variance::learned_range). Code indices: term i (0..T−1) is L_i, i.e. L_0 is the decoder and
 // L_i for i >= 1 is the KL of the step from code timestep i.
 #pragma once
 
@@ -29,13 +29,24 @@ double standard_normal_cdf(double x);
 // bins of −1 and 1 extend to −∞ and +∞. Uses the exact Φ where HO-REPO uses a tanh approximation
 // (differences of order 1e-4 in Φ), and floors the probability at 1e-12 as HO-REPO does.
 double discretized_gaussian_log_likelihood(double x, double mean, double log_scale);
+// The same, and its derivative with respect to log_scale (0 where the probability is floored).
+double discretized_gaussian_log_likelihood(double x, double mean, double log_scale, double* d_log_scale);
+
+// L_i of one value, in nats, for a reverse step from code timestep i whose mean is the posterior
+// mean at x0_hat and whose log variance is log_variance: KL(q(x_{i−1} | x_i, x0) ‖ p_θ) for i >= 1,
+// −log p_θ(x0 | x_1) (the discretized decoder) for i = 0. When d_log_variance is not null it
+// receives the derivative with respect to log_variance (what improved DDPM's L_vlb trains).
+double reverse_step_nats(const NoiseSchedule& schedule, int64_t i, double x0, double x_t, double x0_hat,
+                         double log_variance, double* d_log_variance = nullptr);
 
 // ε_θ(x_t, t) for a batch where each item has its own code timestep: eps[b·per_item ..] for
 // x_t[b·per_item ..] at t[b].
 using BatchEpsModel = std::function<void(const float* x_t, const int64_t* t, float* eps)>;
+// The same with the model's variance output v (as EpsVarianceModel), for Variance::learned_range.
+using BatchEpsVarianceModel = std::function<void(const float* x_t, const int64_t* t, float* eps, float* v)>;
 
 struct BoundOptions {
-  Variance variance = Variance::fixed_large;
+  Variance variance = Variance::fixed_large;  // learned_range needs a BatchEpsVarianceModel
   bool clip_x0 = true;  // clip x̂0 to [−1, 1] (HO-REPO's evaluation does)
   // 0: every term L_1..L_{T−1} (T − 1 model calls per image, plus one for L_0).
   // K > 0: a stratified estimate of Σ_{i=1..T−1} L_i: the range 1..T−1 is cut into K strata of
@@ -65,6 +76,10 @@ struct BoundProfile {
 // before the stratum's noise). When profile is not null, adds to its sums (sized on first use).
 // progress(done, total) counts model calls. Throws std::invalid_argument for bad sizes or options.
 void variational_bound(const BatchEpsModel& model, const float* x0, int64_t batch, int64_t per_item,
+                       const NoiseSchedule& schedule, const BoundOptions& options, NoiseRng& rng,
+                       ImageBound* bounds, BoundProfile* profile = nullptr,
+                       const std::function<void(int64_t done, int64_t total)>& progress = {});
+void variational_bound(const BatchEpsVarianceModel& model, const float* x0, int64_t batch, int64_t per_item,
                        const NoiseSchedule& schedule, const BoundOptions& options, NoiseRng& rng,
                        ImageBound* bounds, BoundProfile* profile = nullptr,
                        const std::function<void(int64_t done, int64_t total)>& progress = {});

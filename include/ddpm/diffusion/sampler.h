@@ -29,7 +29,7 @@ struct SamplerOptions {
   Spacing spacing = Spacing::leading;
   int64_t steps_offset = 0;  // added to leading timesteps (diffusers' steps_offset)
   bool clip_x0 = true;
-  Variance variance = Variance::fixed_large;  // ddpm
+  Variance variance = Variance::fixed_large;  // ddpm (learned_range needs an EpsVarianceModel)
   double eta = 0.0;                           // ddim
   bool eps_from_clipped_x0 = false;           // ddim (see DdimOptions)
   bool final_alpha_one = true;                // ddim (see DdimOptions)
@@ -42,5 +42,10 @@ std::vector<int64_t> sampler_timesteps(const NoiseSchedule& schedule, const Samp
 // Stochastic samplers draw their noise from rng.
 void run_sampler(const EpsModel& model, float* x, int64_t batch, int64_t per_item, const NoiseSchedule& schedule,
                  const SamplerOptions& options, NoiseRng& rng, const SampleProgress& progress = {});
+// The same for a model that predicts its variance: ddpm uses it when options.variance is
+// learned_range; ddim and dpm-solver++ use ε alone (their step variances are their own).
+void run_sampler(const EpsVarianceModel& model, float* x, int64_t batch, int64_t per_item,
+                 const NoiseSchedule& schedule, const SamplerOptions& options, NoiseRng& rng,
+                 const SampleProgress& progress = {});
 
 }  // namespace ddpm

@@ -19,13 +19,17 @@ enum class ScheduleKind {
 enum class Variance {
   fixed_large,  // σ_t² = β_t ("fixedlarge", diffusers "fixed_large"; DDPM's CIFAR-10 setting)
   fixed_small,  // σ_t² = β̃_t, the posterior variance ("fixedsmall", diffusers "fixed_small")
+  // Improved DDPM (facts §2): the model predicts v in [−1, 1] per value (its second C output
+  // channels) and log σ² = frac·log β_t + (1 − frac)·log β̃_t (clipped), frac = (v + 1)/2
+  // (IDDPM-REPO LEARNED_RANGE, diffusers "learned_range").
+  learned_range,
 };
 
 // "linear" | "cosine" (also diffusers' name "squaredcos_cap_v2"); throws std::invalid_argument
 // naming the accepted values otherwise.
 ScheduleKind parse_schedule_kind(const std::string& name);
 const char* schedule_kind_name(ScheduleKind kind);
-// "fixed_large" | "fixed_small" (also HO-REPO's "fixedlarge" | "fixedsmall").
+// "fixed_large" | "fixed_small" (also HO-REPO's "fixedlarge" | "fixedsmall") | "learned_range".
 Variance parse_variance(const std::string& name);
 const char* variance_name(Variance variance);
 
@@ -49,6 +53,7 @@ class NoiseSchedule {
 
   // Each vector has T entries, indexed by the code's t = 0..T-1.
   const std::vector<double>& betas() const { return betas_; }                                // β_t
+  const std::vector<double>& log_betas() const { return log_betas_; }                        // log β_t
   const std::vector<double>& alphas() const { return alphas_; }                              // α_t = 1 − β_t
   const std::vector<double>& alphas_cumprod() const { return alphas_cumprod_; }              // ᾱ_t = Π_{s<=t} α_s
   const std::vector<double>& alphas_cumprod_prev() const { return alphas_cumprod_prev_; }    // ᾱ_{t−1}, 1 at t = 0
@@ -70,11 +75,16 @@ class NoiseSchedule {
   //   fixed_large: variance β_t and log β_t, except index 0, where both use β̃_1 ("better decoder
   //                log likelihood"; β_0 with T = 1);
   //   fixed_small: variance β̃_t (0 at index 0) and posterior_log_variance_clipped.
-  const std::vector<double>& variance(Variance v) const {
-    return v == Variance::fixed_large ? large_variance_ : posterior_variance_;
-  }
-  const std::vector<double>& log_variance(Variance v) const {
-    return v == Variance::fixed_large ? large_log_variance_ : posterior_log_variance_clipped_;
+  // learned_range has no table (it depends on the model's output): both throw
+  // std::invalid_argument; use learned_log_variance.
+  const std::vector<double>& variance(Variance v) const;
+  const std::vector<double>& log_variance(Variance v) const;
+  // learned_range's log σ² at index t for the model's output v (not clamped: v outside [−1, 1]
+  // extrapolates, as in IDDPM-REPO): ((v + 1)/2)·log β_t + ((1 − v)/2)·posterior_log_variance_clipped_t.
+  double learned_log_variance(int64_t t, double v) const {
+    const auto s = static_cast<size_t>(t);
+    const double frac = 0.5 * (v + 1.0);  // d/dv = 0.5 (log β_t − posterior_log_variance_clipped_t)
+    return frac * log_betas_[s] + (1.0 - frac) * posterior_log_variance_clipped_[s];
   }
 
   // Throws std::out_of_range naming `what` unless 0 <= t < T.
@@ -89,7 +99,7 @@ class NoiseSchedule {
   std::vector<double> betas_, alphas_, alphas_cumprod_, alphas_cumprod_prev_, sqrt_alphas_cumprod_,
       sqrt_one_minus_alphas_cumprod_, sqrt_recip_alphas_cumprod_, sqrt_recipm1_alphas_cumprod_,
       posterior_variance_, posterior_log_variance_clipped_, posterior_mean_coef1_, posterior_mean_coef2_,
-      large_variance_, large_log_variance_;
+      large_variance_, large_log_variance_, log_betas_;
 };
 
 }  // namespace ddpm

@@ -20,7 +20,7 @@ struct SchedulerConfig {
   std::string beta_schedule = "linear";  // linear | squaredcos_cap_v2 (cosine)
   double beta_start = 1e-4;
   double beta_end = 0.02;
-  std::string variance_type = "fixed_large";  // fixed_large | fixed_small
+  std::string variance_type = "fixed_large";  // fixed_large | fixed_small | learned_range (out_channels 2C)
   bool clip_sample = true;
   double clip_sample_range = 1.0;
   std::string prediction_type = "epsilon";

@@ -1,5 +1,6 @@
 // DDPM training (paper Alg. 1) with the DDPM code's recipe: L_simple, Adam with linear warm-up,
 // global gradient-norm clipping, an EMA of the weights, and a run directory that resumes exactly.
+// With learn_variance, improved DDPM's learned_range variance and hybrid loss (hybrid_loss.h).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,10 @@ struct TrainOptions {
   int64_t num_timesteps = 1000;
   std::string beta_schedule = "linear";
   double beta_start = 1e-4, beta_end = 0.02;
+  // Improved DDPM: the U-Net gets 2C output channels (ε and v) and trains on
+  // L_simple + vlb_weight·T·L_t; the exported scheduler says variance_type "learned_range".
+  bool learn_variance = false;
+  double vlb_weight = 0.001;  // λ (IDDPM)
   int64_t save_every = 500;     // checkpoint period in steps (and at exit)
   int64_t sample_every = 0;     // 0: only at the end
   int64_t sample_n = 16;
@@ -39,6 +44,7 @@ struct TrainOptions {
 struct TrainRecord {
   int64_t step;
   double loss, grad_norm, lr, images_per_second;
+  double vlb = 0;  // the batch's L_t in bits/dim (learn_variance only; loss is then the hybrid loss)
 };
 
 class Trainer {
@@ -54,9 +60,9 @@ class Trainer {
   int64_t step() const;               // optimizer steps done
   int64_t parameter_count() const;
 
-  double train_step();                // one step; returns the batch's L_simple
+  double train_step();                // one step; returns the batch's loss (L_simple or L_hybrid)
   void save_checkpoint();             // atomic: the previous checkpoint stays valid until replaced
-  // Samples n images from the EMA weights (DDPM ancestral, 1000 steps) into a PNG grid.
+  // Samples n images from the EMA weights (DDPM ancestral, all T steps) into a PNG grid.
   void save_samples(const std::string& png_path, int64_t n, uint64_t seed);
   // Trains until options().steps, checkpointing every save_every steps and at the end. on_step
   // sees every step; returning false stops after a checkpoint (Ctrl-C in the CLI).
