@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "bench_model.h"
 #include "bench_ops.h"
 #include "diffuse_command.h"
 #include "eval_command.h"
@@ -18,8 +19,23 @@ int main(int argc, char** argv) {
   CLI::App app{"ddpm.cpp: Denoising Diffusion Probabilistic Models in C++"};
   app.require_subcommand(1);
 
-  CLI::App* bench = app.add_subcommand("bench", "Speed figures");
-  bench->require_subcommand(1);
+  CLI::App* bench = app.add_subcommand("bench", "Speed figures: whole training/sampling steps, or `bench ops`");
+  bench->require_subcommand(0, 1);
+  ddpm::app::BenchModelOptions model_options;
+  bench->add_option("--config", model_options.config, "fmnist-small | fmnist-64 | cifar10-ddpm | config.json")
+      ->capture_default_str();
+  bench->add_option("--mode", model_options.modes, "train, sample (default: both)")
+      ->check(CLI::IsMember({"train", "sample"}));
+  bench->add_option("--batch", model_options.batch, "images per step (default: 64 train, 256 sample)")
+      ->check(CLI::NonNegativeNumber);
+  bench->add_option("--precision", model_options.precision, "fp32 | bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  bench->add_option("--threads", model_options.threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  bench->add_option("--seconds", model_options.seconds, "timing window per mode after 3 warm-up steps")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  bench->add_flag("--json", model_options.json, "one JSON object per result");
   ddpm::app::BenchOpsOptions ops_options;
   CLI::App* ops = bench->add_subcommand("ops", "Time every U-Net op (forward and backward) at the models' shapes");
   ops->add_option("--config", ops_options.configs, "fmnist-small, cifar10-ddpm (default: both)")
@@ -43,6 +59,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     if (ops->parsed()) return ddpm::app::run_bench_ops(ops_options);
+    if (bench->parsed()) return ddpm::app::run_bench_model(model_options);
     if (train->parsed()) return ddpm::app::run_train_command();
     if (train_classifier->parsed()) return ddpm::app::run_train_classifier_command();
     if (sample->parsed()) return ddpm::app::run_sample_command();

@@ -125,12 +125,22 @@ Dataset load_dataset(const std::string& spec, Split split, int64_t height, int64
     data = load_fashion_mnist(kFashionMnistDir, split);
   } else if (spec.rfind("cifar10:", 0) == 0) {
     data = load_cifar10(spec.substr(8), split);
+  } else if (spec == "synthetic") {
+    // Seeded random pixels of the model's size: for benchmarks and smoke tests, no files needed.
+    data.name = "synthetic";
+    data.n = 1024, data.height = height, data.width = width, data.channels = channels;
+    data.images.resize(static_cast<size_t>(data.n * data.image_size()));
+    uint64_t state = 0x9E3779B97F4A7C15ULL;
+    for (uint8_t& px : data.images) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      px = static_cast<uint8_t>(state >> 56);
+    }
   } else if (spec.rfind("folder:", 0) == 0) {
     if (split != Split::train)
       throw std::invalid_argument("--data " + spec + ": an image folder has no test split (use --split train)");
     data = load_image_folder(spec.substr(7), height, width, channels);
   } else {
-    throw std::invalid_argument("--data '" + spec + "' is not one of fashion-mnist, cifar10:DIR, folder:DIR");
+    throw std::invalid_argument("--data '" + spec + "' is not one of fashion-mnist, cifar10:DIR, folder:DIR, synthetic");
   }
   return data;
 }
