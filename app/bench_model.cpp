@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ddpm/bench/ceiling.h"
+#include "ddpm/bench/profiler.h"
 #include "ddpm/diffusion/ddpm_sampler.h"
 #include "ddpm/diffusion/noise_rng.h"
 #include "ddpm/io/model_config.h"
@@ -35,13 +36,15 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct StepTimes {
-  double median_s = 0, best_s = 0;
+  double median_s = 0, best_s = 0, total_s = 0;
   int64_t steps = 0;
 };
 
-// Runs step() `warmup` times untimed, then until `seconds` have passed (at least 5 steps).
+// Runs step() `warmup` times untimed, then until `seconds` have passed (at least 5 steps). The
+// profiler's totals cover the timed steps only.
 StepTimes time_steps(const std::function<void()>& step, int warmup, double seconds) {
   for (int i = 0; i < warmup; ++i) step();
+  profile::reset();
   std::vector<double> times;
   const auto start = Clock::now();
   while (times.size() < 5 || std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
@@ -49,8 +52,10 @@ StepTimes time_steps(const std::function<void()>& step, int warmup, double secon
     step();
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
+  double total = 0;
+  for (double t : times) total += t;
   std::sort(times.begin(), times.end());
-  return {times[times.size() / 2], times.front(), static_cast<int64_t>(times.size())};
+  return {times[times.size() / 2], times.front(), total, static_cast<int64_t>(times.size())};
 }
 
 double peak_rss_mb() {
@@ -100,11 +105,36 @@ StepTimes bench_sample(const BenchModelOptions& o, int64_t batch) {
       [&] {
         std::fill(timesteps.begin(), timesteps.end(), static_cast<float>(t));
         net.forward(x.data(), timesteps.data(), eps.data(), 0);
+        profile::Scope scope(profile::Kind::block, "noise draw + DDPM update");
         rng.fill_normal(z.data(), n);
         ddpm_step(x.data(), x.data(), eps.data(), t, z.data(), n, schedule, Variance::fixed_large, true);
         t = t > 1 ? t - 1 : schedule.num_timesteps() - 1;  // stay on steps that add noise
       },
       3, o.seconds);
+}
+
+// Mean milliseconds per timed step and share of the mean step, largest first (means, so that the
+// rows add up to the step).
+void print_profile(const StepTimes& times, bool json, const std::string& mode) {
+  const double step_ms = times.total_s * 1e3 / static_cast<double>(times.steps);
+  for (const auto kind : {profile::Kind::op, profile::Kind::block}) {
+    const char* what = kind == profile::Kind::op ? "op" : "block";
+    if (!json)
+      std::printf("    %s %s: ms per step (share of the mean step, %.1f ms), calls per step\n", mode.c_str(),
+                  kind == profile::Kind::op ? "ops (self time)" : "blocks", step_ms);
+    for (const profile::Total& t : profile::totals(kind)) {
+      const double ms = t.seconds * 1e3 / static_cast<double>(times.steps);
+      const double calls = static_cast<double>(t.calls) / static_cast<double>(times.steps);
+      if (json) {
+        std::printf("%s\n", nlohmann::json{{"profile", what}, {"mode", mode}, {"name", t.name}, {"ms_per_step", ms},
+                                           {"calls_per_step", calls}}
+                                 .dump()
+                                 .c_str());
+      } else {
+        std::printf("      %-40s %9.2f ms %5.1f%% %6.0f\n", t.name.c_str(), ms, 100.0 * ms / step_ms, calls);
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -123,6 +153,7 @@ int run_bench_model(const BenchModelOptions& o) {
                 "%s\n",
                 o.config.c_str(), o.precision.c_str(), threads, threads == 1 ? "" : "s", forward_gflop, ceiling,
                 o.precision == "bf16" && !cpu::native_bf16() ? " (no native bf16 here: oneDNN emulates it)" : "");
+  profile::set_enabled(o.profile);
   for (const std::string& mode : o.modes) {
     if (mode != "train" && mode != "sample") throw std::invalid_argument("--mode must be train or sample, got " + mode);
     const bool train = mode == "train";
@@ -147,6 +178,7 @@ int run_bench_model(const BenchModelOptions& o) {
                   gflops, 100.0 * gflops / ceiling, times.median_s * 1e3, static_cast<long long>(times.steps),
                   peak_rss_mb());
     }
+    if (o.profile) print_profile(times, o.json, mode);
     std::fflush(stdout);
   }
   return 0;

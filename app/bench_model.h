@@ -16,6 +16,7 @@ struct BenchModelOptions {
   int threads = 0;                      // 0: all cores
   double seconds = 10;                  // minimum timing window per measurement (after warm-up)
   bool json = false;
+  bool profile = false;                 // also print time per op type and per block
 };
 
 int run_bench_model(const BenchModelOptions& options);

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   bench->add_flag("--json", model_options.json, "one JSON object per result");
+  bench->add_flag("--profile", model_options.profile, "also time every op type and every block of the step");
   ddpm::app::BenchOpsOptions ops_options;
   CLI::App* ops = bench->add_subcommand("ops", "Time every U-Net op (forward and backward) at the models' shapes");
   ops->add_option("--config", ops_options.configs, "fmnist-small, cifar10-ddpm (default: both)")

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "ddpm/bench/profiler.h"
 #include "ddpm/kernels/add.h"
 #include "ddpm/kernels/concat.h"
 #include "nn/blocks.h"
@@ -30,6 +31,7 @@ struct Layer {
 };
 
 struct Level {
+  std::string profile_forward, profile_backward;  // "down_blocks.1 fwd", for `ddpm bench --profile`
   std::vector<std::unique_ptr<Layer>> layers;
   std::unique_ptr<nn::Downsample> down;
   std::unique_ptr<nn::Upsample> up;
@@ -125,6 +127,7 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t) : cfg(
     const int64_t h = hs[static_cast<size_t>(l)], w = ws[static_cast<size_t>(l)], out = ch(l);
     const int64_t in = l == 0 ? C0 : ch(l - 1);
     Level level;
+    level.profile_forward = prefix + " fwd", level.profile_backward = prefix + " bwd";
     for (int64_t j = 0; j < cfg.layers_per_block; ++j) level.layers.push_back(std::make_unique<Layer>());
     if (cfg.level_has_attention(l))  // Attn* blocks register their attentions before their resnets
       for (int64_t j = 0; j < cfg.layers_per_block; ++j)
@@ -160,6 +163,7 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t) : cfg(
     const int64_t n = cfg.layers_per_block + 1;
     const bool attn = cfg.up_block_types[static_cast<size_t>(i)] == "AttnUpBlock2D";
     Level level;
+    level.profile_forward = prefix + " fwd", level.profile_backward = prefix + " bwd";
     for (int64_t j = 0; j < n; ++j) level.layers.push_back(std::make_unique<Layer>());
     if (attn)
       for (int64_t j = 0; j < n; ++j)
@@ -258,6 +262,7 @@ const ParamInfo& UNet2D::parameter(const std::string& name) const {
 
 void UNet2D::set_weights() {
   Impl& m = *impl_;
+  profile::Scope scope(profile::Kind::op, "weight reorder (set_weights)");
   const float* w = m.params.as<float>();
   m.conv_in.set_weights(w);
   m.time->set_weights(w);
@@ -307,14 +312,19 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
   Impl& m = *impl_;
   const float* w = m.params.as<float>();
   const int64_t B = m.batch;
+  using profile::Kind;
   std::memcpy(m.x.p, x, static_cast<size_t>(m.x.numel) * sizeof(float));
-  m.time->forward(w, timesteps);
-  m.conv_in.op->forward(m.x.p, w + m.conv_in.bias, m.h0.p);
+  {
+    profile::Scope scope(Kind::block, "time_embedding + conv_in fwd");
+    m.time->forward(w, timesteps);
+    m.conv_in.op->forward(m.x.p, w + m.conv_in.bias, m.h0.p);
+  }
   m.skips[0] = m.h0.p;
   const float* cur = m.h0.p;
   uint64_t block = 0;
   auto seed = [&] { return dropout_seed * 1000 + block++; };
   for (Level& level : m.down) {
+    profile::Scope scope(Kind::block, level.profile_forward.c_str());
     for (auto& l : level.layers) {
       m.layer_forward(*l, cur, w, seed());
       cur = l->out();
@@ -327,11 +337,15 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
       m.skips[static_cast<size_t>(level.down_skip)] = cur;
     }
   }
-  for (auto& l : m.mid) {
-    m.layer_forward(*l, cur, w, seed());
-    cur = l->out();
+  {
+    profile::Scope scope(Kind::block, "mid_block fwd");
+    for (auto& l : m.mid) {
+      m.layer_forward(*l, cur, w, seed());
+      cur = l->out();
+    }
   }
   for (Level& level : m.up) {
+    profile::Scope scope(Kind::block, level.profile_forward.c_str());
     for (auto& l : level.layers) {
       cpu::concat_channels_forward(l->cat.p, cur, l->hidden_channels, m.skips[static_cast<size_t>(l->skip)],
                                    l->skip_channels, B * l->height * l->width);
@@ -343,6 +357,7 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
       cur = level.up->out();
     }
   }
+  profile::Scope scope(Kind::block, "norm_out + conv_out fwd");
   cpu::group_norm_forward(m.o.p, m.norm_out.mean.p, m.norm_out.rstd.p, cur, w + m.norm_out.weight,
                           w + m.norm_out.bias, m.norm_out.shape, true, m.scratch.gn.p, m.scratch.gn_floats);
   m.conv_out.op->forward(m.o.p, w + m.conv_out.bias, eps);
@@ -353,16 +368,19 @@ void UNet2D::backward(const float* d_eps) {
   const float* w = m.params.as<float>();
   float* g = m.grads.as<float>();
   const int64_t B = m.batch;
+  using profile::Kind;
   std::fill(m.time->d_silu_temb(), m.time->d_silu_temb() + B * m.cfg.time_embedding_dim(), 0.0f);
-
-  m.conv_out.op->backward(m.o.p, d_eps, m.g0.p, g + m.conv_out.weight, g + m.conv_out.bias);
-  const Level& last = m.up.back();
-  const float* top = last.layers.back()->out();
-  cpu::group_norm_backward(m.g1.p, g + m.norm_out.weight, g + m.norm_out.bias, m.g0.p, top, m.norm_out.mean.p,
-                           m.norm_out.rstd.p, w + m.norm_out.weight, w + m.norm_out.bias, m.norm_out.shape, true,
-                           m.scratch.gn.p, m.scratch.gn_floats);
+  {
+    profile::Scope scope(Kind::block, "norm_out + conv_out bwd");
+    m.conv_out.op->backward(m.o.p, d_eps, m.g0.p, g + m.conv_out.weight, g + m.conv_out.bias);
+    const float* top = m.up.back().layers.back()->out();
+    cpu::group_norm_backward(m.g1.p, g + m.norm_out.weight, g + m.norm_out.bias, m.g0.p, top, m.norm_out.mean.p,
+                             m.norm_out.rstd.p, w + m.norm_out.weight, w + m.norm_out.bias, m.norm_out.shape, true,
+                             m.scratch.gn.p, m.scratch.gn_floats);
+  }
   const float* dy = m.g1.p;
   for (auto level = m.up.rbegin(); level != m.up.rend(); ++level) {
+    profile::Scope scope(Kind::block, level->profile_backward.c_str());
     if (level->up) {
       float* dx = m.other(dy);
       level->up->backward(g, dy, dx, m.scratch);
@@ -376,7 +394,10 @@ void UNet2D::backward(const float* d_eps) {
       dy = dh;
     }
   }
-  for (auto l = m.mid.rbegin(); l != m.mid.rend(); ++l) dy = m.layer_backward(**l, dy);
+  {
+    profile::Scope scope(Kind::block, "mid_block bwd");
+    for (auto l = m.mid.rbegin(); l != m.mid.rend(); ++l) dy = m.layer_backward(**l, dy);
+  }
   // Every down-path output is also a skip: its gradient is the downstream one plus the skip's.
   auto add_skip_grad = [&](int64_t k, const float* grad) {
     float* d = const_cast<float*>(grad);  // grad is g0 or g1, owned here
@@ -384,6 +405,7 @@ void UNet2D::backward(const float* d_eps) {
     cpu::add_inplace(d, s.p, s.numel);
   };
   for (auto level = m.down.rbegin(); level != m.down.rend(); ++level) {
+    profile::Scope scope(Kind::block, level->profile_backward.c_str());
     if (level->down) {
       add_skip_grad(level->down_skip, dy);
       float* dx = m.other(dy);
@@ -396,6 +418,7 @@ void UNet2D::backward(const float* d_eps) {
     }
   }
   add_skip_grad(0, dy);
+  profile::Scope scope(Kind::block, "time_embedding + conv_in bwd");
   m.conv_in.op->backward(m.x.p, dy, nullptr, g + m.conv_in.weight, g + m.conv_in.bias);
   m.time->backward(g, m.time->d_silu_temb(), m.scratch);
 }

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ddpm/bench/profiler.h"
 #include "ddpm/data/batcher.h"
 #include "ddpm/data/cifar10.h"
 #include "ddpm/data/dataset.h"
@@ -319,9 +320,12 @@ const float* Trainer::ema() const { return impl_->ema.data(); }
 double Trainer::train_step() {
   Impl& m = *impl_;
   const int64_t B = m.opt.batch, P = m.model->parameter_count();
-  m.batcher->next(m.x0.data());
-  draw_training_batch(m.x_t.data(), m.noise.data(), m.t.data(), m.x0.data(), B, m.per_item, *m.schedule, m.rng);
-  for (int64_t b = 0; b < B; ++b) m.t_float[static_cast<size_t>(b)] = static_cast<float>(m.t[static_cast<size_t>(b)]);
+  {
+    profile::Scope scope(profile::Kind::block, "batch + noise draw");
+    m.batcher->next(m.x0.data());
+    draw_training_batch(m.x_t.data(), m.noise.data(), m.t.data(), m.x0.data(), B, m.per_item, *m.schedule, m.rng);
+    for (int64_t b = 0; b < B; ++b) m.t_float[static_cast<size_t>(b)] = static_cast<float>(m.t[static_cast<size_t>(b)]);
+  }
   const double loss = m.loss_and_gradients();
   const float grad_norm = cpu::clip_grad_norm(m.model->grads(), P, static_cast<float>(m.opt.grad_clip));
   if (!std::isfinite(loss) || !std::isfinite(grad_norm))
@@ -329,6 +333,7 @@ double Trainer::train_step() {
                              " (loss " + std::to_string(loss) + ", gradient norm " + std::to_string(grad_norm) +
                              "); the last checkpoint in " + m.opt.out + " is intact. Try a lower --lr.");
   ++m.step;
+  profile::Scope scope(profile::Kind::block, "optimizer: Adam, EMA, weight reorder");
   cpu::AdamConfig adam;
   adam.lr = static_cast<float>(warmed_up_lr(m.opt.lr, m.step, m.opt.warmup_steps));
   cpu::adam_step(m.model->params(), m.model->grads(), m.adam_m.data(), m.adam_v.data(), P, adam, m.step);

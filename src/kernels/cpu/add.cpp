@@ -3,11 +3,13 @@
 
 #include <algorithm>
 
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace ddpm::cpu {
 
 void add_forward(float* y, const float* a, const float* b, int64_t n) {
+  profile::Scope profile_scope(profile::Kind::op, "add");
   parallel_chunks(n, [&](int64_t begin, int64_t end) {
     int64_t i = begin;
     for (; i + kVec <= end; i += kVec)
@@ -35,12 +37,14 @@ constexpr int64_t kChannelBlock = 256;
 }  // namespace
 
 void add_channel_bias_forward(float* y, const float* bias, int64_t batch, int64_t pixels, int64_t channels) {
+  profile::Scope profile_scope(profile::Kind::op, "add channel bias fwd");
   const int64_t rows = batch * pixels;
   parallel_for(rows, rows * channels >= kParallelGrain,
                [&](int64_t r) { add_row(y + r * channels, bias + (r / pixels) * channels, channels); });
 }
 
 void add_channel_bias_backward(float* dbias, const float* dy, int64_t batch, int64_t pixels, int64_t channels) {
+  profile::Scope profile_scope(profile::Kind::op, "add channel bias bwd");
   // Sums run in double, pixel after pixel: exact enough for any image size, and the same order
   // whatever the thread count.
   const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;

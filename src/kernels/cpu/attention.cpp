@@ -6,6 +6,7 @@
 
 #include "ddpm/kernels/add.h"
 #include "ddpm/kernels/softmax.h"
+#include "ddpm/bench/profiler.h"
 
 namespace ddpm::cpu {
 
@@ -60,6 +61,7 @@ void Attention::set_weights(const float* params) {
 }
 
 void Attention::forward(const float* x, const float* residual, float* y) {
+  profile::Scope profile_scope(profile::Kind::op, "attention fwd (rest)");
   auto buf = [&](Arena::Slot s) { return arena_.tensor(s).f32(); };
   input_ = x;
   to_q_.forward(x, params_ + bias_offset(channels_, 0), buf(q_));
@@ -74,6 +76,7 @@ void Attention::forward(const float* x, const float* residual, float* y) {
 }
 
 void Attention::backward(const float* dy, float* dx, float* dparams) {
+  profile::Scope profile_scope(profile::Kind::op, "attention bwd (rest)");
   auto buf = [&](Arena::Slot s) { return arena_.tensor(s).f32(); };
   const int64_t n = batch_ * positions_ * channels_;
   to_out_.backward(buf(mixed_), dy, buf(dmixed_), dparams + weight_offset(channels_, 3),

@@ -7,6 +7,7 @@
 
 #include "ddpm/kernels/convert.h"
 #include "ddpm/memory.h"
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/dnnl_context.h"
 #include "kernels/cpu/dnnl_plan.h"
 
@@ -82,6 +83,7 @@ double BatchedMatmul::flops() const {
 }
 
 void BatchedMatmul::run(const float* a, const float* b, float* c) {
+  profile::Scope profile_scope(profile::Kind::op, "batched matmul");
   Impl& p = *impl_;
   if (!a || !b || !c) throw std::invalid_argument(p.name + ": run needs a, b and c buffers");
   if (p.precision == Precision::bf16) {

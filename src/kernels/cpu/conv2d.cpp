@@ -17,6 +17,7 @@
 
 #include "ddpm/kernels/convert.h"
 #include "ddpm/memory.h"
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/dnnl_context.h"
 #include "kernels/cpu/dnnl_plan.h"
 #include "kernels/cpu/parallel.h"
@@ -285,8 +286,17 @@ void Conv2d::set_weights(const float* weight_oihw) {
   m.bwd_weights_current = !m.separate_bwd_weights;
 }
 
+namespace {
+const char* profile_name(const Conv2dShape& s, bool backward) {
+  if (s.kernel == 1) return backward ? "conv1x1 bwd" : "conv1x1 fwd";
+  if (s.stride == 2) return backward ? "conv3x3 stride 2 bwd" : "conv3x3 stride 2 fwd";
+  return backward ? "conv3x3 bwd" : "conv3x3 fwd";
+}
+}  // namespace
+
 void Conv2d::forward(const float* x_nhwc, const float* bias, float* y_nhwc) {
   Impl& m = *impl_;
+  profile::Scope profile_scope(profile::Kind::op, profile_name(m.s, false));
   if (!x_nhwc || !y_nhwc) throw std::invalid_argument(m.name + ": forward needs x and y buffers");
   if (!m.weights_set) throw std::logic_error(m.name + ": forward before set_weights");
   m.bind_x(x_nhwc);
@@ -298,6 +308,7 @@ void Conv2d::forward(const float* x_nhwc, const float* bias, float* y_nhwc) {
 void Conv2d::backward(const float* x_nhwc, const float* dy_nhwc, float* dx_nhwc, float* dweight_oihw,
                       float* dbias) {
   Impl& m = *impl_;
+  profile::Scope profile_scope(profile::Kind::op, profile_name(m.s, true));
   if (!x_nhwc || !dy_nhwc || !dweight_oihw)
     throw std::invalid_argument(m.name + ": backward needs x, dy and dweight buffers");
   if (!m.weights_set) throw std::logic_error(m.name + ": backward before set_weights");

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace ddpm::cpu {
@@ -62,6 +63,7 @@ bool dropout_keeps(uint64_t seed, int64_t i, float p) {
 }
 
 void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed) {
+  profile::Scope profile_scope(profile::Kind::op, "dropout fwd");
   check_probability(p, "dropout_forward");
   if (p == 0.0f) {
     if (y != x && n > 0) std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
@@ -73,6 +75,7 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
 }
 
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed) {
+  profile::Scope profile_scope(profile::Kind::op, "dropout bwd");
   check_probability(p, "dropout_backward");
   dropout_forward(dx, dy, n, p, seed);
 }

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace ddpm::cpu {
@@ -352,6 +353,7 @@ size_t group_norm_workspace_floats(const GroupNormShape& s) {
 
 void group_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma, const float* beta,
                         const GroupNormShape& s, bool fuse_silu, float* workspace, size_t workspace_floats) {
+  profile::Scope profile_scope(profile::Kind::op, "group norm fwd");
   validate(s, workspace, workspace_floats, "group_norm_forward");
   if (fuse_silu)
     forward_impl<true>(y, mean, rstd, x, gamma, beta, s, workspace);
@@ -362,6 +364,7 @@ void group_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
 void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* mean,
                          const float* rstd, const float* gamma, const float* beta, const GroupNormShape& s,
                          bool fuse_silu, float* workspace, size_t workspace_floats) {
+  profile::Scope profile_scope(profile::Kind::op, "group norm bwd");
   validate(s, workspace, workspace_floats, "group_norm_backward");
   if (fuse_silu)
     backward_impl<true>(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, s, workspace);

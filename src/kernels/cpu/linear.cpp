@@ -13,6 +13,7 @@
 
 #include "ddpm/kernels/convert.h"
 #include "ddpm/memory.h"
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/dnnl_context.h"
 #include "kernels/cpu/dnnl_plan.h"
 #include "kernels/cpu/vec_math.h"
@@ -172,6 +173,7 @@ void Linear::set_weights(const float* weight) {
 }
 
 void Linear::forward(const float* x, const float* bias, float* y) {
+  profile::Scope profile_scope(profile::Kind::op, "linear fwd");
   Impl& m = *impl_;
   if (!x || !y) throw std::invalid_argument(m.name + ": forward needs x and y buffers");
   if (!m.weights_set) throw std::logic_error(m.name + ": forward before set_weights");
@@ -182,6 +184,7 @@ void Linear::forward(const float* x, const float* bias, float* y) {
 }
 
 void Linear::backward(const float* x, const float* dy, float* dx, float* dweight, float* dbias) {
+  profile::Scope profile_scope(profile::Kind::op, "linear bwd");
   Impl& m = *impl_;
   if (!x || !dy || !dweight) throw std::invalid_argument(m.name + ": backward needs x, dy and dweight buffers");
   if (!m.weights_set) throw std::logic_error(m.name + ": backward before set_weights");

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/sum_squares.h"
 #include "kernels/cpu/vec_math.h"
 
@@ -32,6 +33,7 @@ void scale_inplace(float* x, int64_t n, float s) {
 }  // namespace
 
 float clip_grad_norm(float* grad, int64_t n, float max_norm) {
+  profile::Scope profile_scope(profile::Kind::op, "gradient clip");
   if (!(max_norm > 0.0f))
     throw std::invalid_argument("clip_grad_norm: max_norm must be > 0, got " + std::to_string(max_norm));
   const float norm = static_cast<float>(global_grad_norm(grad, n));
@@ -73,6 +75,7 @@ void vector_loop(int64_t begin, int64_t end, float* const (&arrays)[kArrays], co
 
 void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamConfig& config,
                int64_t step) {
+  profile::Scope profile_scope(profile::Kind::op, "adam");
   if (step < 1) throw std::invalid_argument("adam_step: step counts from 1, got " + std::to_string(step));
   if (!(config.beta1 >= 0.0f && config.beta1 < 1.0f && config.beta2 >= 0.0f && config.beta2 < 1.0f))
     throw std::invalid_argument("adam_step: betas must be in [0, 1), got " + std::to_string(config.beta1) +
@@ -104,6 +107,7 @@ void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, c
 }
 
 void ema_update(float* ema, const float* param, int64_t n, float decay) {
+  profile::Scope profile_scope(profile::Kind::op, "ema");
   // torch.lerp(ema, param, w) with w = 1 - decay: from the nearer end, so decay near 1 keeps
   // float32 precision and decay 0 gives param exactly.
   const float w = static_cast<float>(1.0 - static_cast<double>(decay));

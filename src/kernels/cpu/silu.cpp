@@ -3,11 +3,13 @@
 
 #include <cmath>
 
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace ddpm::cpu {
 
 void silu_forward(float* y, const float* x, int64_t n) {
+  profile::Scope profile_scope(profile::Kind::op, "silu fwd");
   parallel_chunks(n, [&](int64_t begin, int64_t end) {
     int64_t i = begin;
     for (; i + kVec <= end; i += kVec) {
@@ -19,6 +21,7 @@ void silu_forward(float* y, const float* x, int64_t n) {
 }
 
 void silu_backward(float* dx, const float* dy, const float* x, int64_t n) {
+  profile::Scope profile_scope(profile::Kind::op, "silu bwd");
   parallel_chunks(n, [&](int64_t begin, int64_t end) {
     int64_t i = begin;
     for (; i + kVec <= end; i += kVec) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace ddpm::cpu {
@@ -67,11 +68,13 @@ void softmax_backward_row(float* dx, const float* dy, const float* y, int64_t co
 }  // namespace
 
 void softmax_forward(float* y, const float* x, int64_t rows, int64_t cols, float scale) {
+  profile::Scope profile_scope(profile::Kind::op, "softmax fwd");
   parallel_for(rows, rows * cols >= kParallelGrain,
                [&](int64_t r) { softmax_row(y + r * cols, x + r * cols, cols, scale); });
 }
 
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t rows, int64_t cols, float scale) {
+  profile::Scope profile_scope(profile::Kind::op, "softmax bwd");
   parallel_for(rows, rows * cols >= kParallelGrain,
                [&](int64_t r) { softmax_backward_row(dx + r * cols, dy + r * cols, y + r * cols, cols, scale); });
 }

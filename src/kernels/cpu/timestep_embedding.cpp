@@ -4,11 +4,13 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include "ddpm/bench/profiler.h"
 
 namespace ddpm::cpu {
 
 void timestep_embedding_forward(float* out, const float* timesteps, int64_t batch, int64_t dim,
                                 bool flip_sin_to_cos, float freq_shift, float scale, float max_period) {
+  profile::Scope profile_scope(profile::Kind::op, "timestep embedding");
   if (dim < 1 || batch < 0)
     throw std::invalid_argument("timestep_embedding_forward: need dim >= 1 and batch >= 0, got dim " +
                                 std::to_string(dim) + ", batch " + std::to_string(batch));

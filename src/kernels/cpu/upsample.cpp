@@ -4,12 +4,14 @@
 
 #include <algorithm>
 
+#include "ddpm/bench/profiler.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace ddpm::cpu {
 
 void upsample_nearest2x_forward(float* y, const float* x, int64_t batch, int64_t height, int64_t width,
                                 int64_t channels) {
+  profile::Scope profile_scope(profile::Kind::op, "upsample fwd");
   const int64_t in_row = width * channels, out_row = 2 * in_row;
   parallel_for(batch * height, batch * height * in_row >= kParallelGrain, [&](int64_t r) {
     const float* xr = x + r * in_row;
@@ -24,6 +26,7 @@ void upsample_nearest2x_forward(float* y, const float* x, int64_t batch, int64_t
 
 void upsample_nearest2x_backward(float* dx, const float* dy, int64_t batch, int64_t height, int64_t width,
                                  int64_t channels) {
+  profile::Scope profile_scope(profile::Kind::op, "upsample bwd");
   const int64_t in_row = width * channels, out_row = 2 * in_row;
   parallel_for(batch * height, batch * height * in_row >= kParallelGrain, [&](int64_t r) {
     float* dxr = dx + r * in_row;
