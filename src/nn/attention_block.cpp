@@ -22,7 +22,8 @@ AttentionBlock::AttentionBlock(Planner& pl, const std::string& prefix, int64_t b
   pl.param(prefix + ".to_out.0.bias", {channels});
   op_ = std::make_unique<cpu::Attention>(batch, pixels, channels, precision);
   norm_.reserve_stats(pl);
-  pl.buffer(n_, numel_);
+  pl.next_block();
+  pl.shared(n_, numel_);
   pl.buffer(y_, numel_);
 }
 

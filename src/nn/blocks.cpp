@@ -20,8 +20,30 @@ void Planner::buffer(Buf& b, int64_t numel) {
   bufs_.push_back(&b);
 }
 
-void Planner::resolve() {
+void Planner::shared(Buf& b, int64_t numel, Pool pool) {
+  if (!overlay_) return buffer(b, numel);
+  b.numel = numel;
+  largest_ = std::max(largest_, numel);
+  const auto k = static_cast<size_t>(pool);
+  if (pool == Pool::layer_input) pool_used_[k] = 0;  // one occupant at a time
+  constexpr size_t kAlignFloats = 16;                // 64 bytes
+  overlaid_.push_back({&b, pool, pool_used_[k]});
+  pool_used_[k] += (static_cast<size_t>(numel) + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+  pool_size_[k] = std::max(pool_size_[k], pool_used_[k]);
+}
+
+void Planner::next_block() { pool_used_[static_cast<size_t>(Pool::block_internal)] = 0; }
+
+void Planner::allocate() {
+  Arena::Slot pool_slot[2] = {0, 0};
+  for (size_t k = 0; k < 2; ++k)
+    if (pool_size_[k] > 0) pool_slot[k] = arena_.reserve({static_cast<int64_t>(pool_size_[k])});
+  arena_.allocate();
   for (Buf* b : bufs_) b->p = arena_.tensor(b->slot).f32();
+  for (const Overlaid& o : overlaid_) {
+    const auto k = static_cast<size_t>(o.pool);
+    o.buf->p = arena_.tensor(pool_slot[k]).f32() + o.offset;
+  }
 }
 
 Norm::Norm(Planner& pl, const std::string& prefix, int64_t batch, int64_t pixels, int64_t channels, int64_t groups,

@@ -26,21 +26,43 @@ struct Buf {
 };
 
 // What every block shares while it is planned: the parameter table and the arena.
+//
+// Buffers come in two lifetimes. buffer(): kept for the model's life (block outputs, skips,
+// everything a training backward reads). shared(): needed only while one block runs its forward.
+// A training U-Net keeps those too (its backward reads them); an inference U-Net overlays them, so
+// its activation memory is the kept outputs plus the largest single block, not the sum of all.
+enum class Pool {
+  block_internal,  // a block's intermediates: distinct within a block, overlaid across blocks
+  layer_input,     // an up layer's cat([hidden, skip]): one at a time, overlaid with the next
+};
+
 class Planner {
  public:
-  Planner(std::vector<ParamInfo>& table, Arena& arena) : table_(table), arena_(arena) {}
+  // overlay_shared = true for inference (no backward): shared() buffers are overlaid.
+  Planner(std::vector<ParamInfo>& table, Arena& arena, bool overlay_shared = false)
+      : table_(table), arena_(arena), overlay_(overlay_shared) {}
 
   int64_t param(const std::string& name, Shape shape);  // appends to the table; returns the offset
-  void buffer(Buf& b, int64_t numel);                   // reserves; pointer set by resolve()
-  void resolve();                                       // after arena.allocate()
+  void buffer(Buf& b, int64_t numel);                   // reserves; pointer set by allocate()
+  void shared(Buf& b, int64_t numel, Pool pool = Pool::block_internal);
+  void next_block();  // the block_internal buffers reserved so far may be overlaid from now on
+  void allocate();    // allocates the arena and resolves every buffer's pointer
   int64_t parameter_count() const { return total_; }
   int64_t largest_buffer() const { return largest_; }
   size_t group_norm_workspace = 0;  // the largest any planned group norm needs, in floats
 
  private:
+  struct Overlaid {
+    Buf* buf;
+    Pool pool;
+    size_t offset;  // in floats, within the pool
+  };
   std::vector<ParamInfo>& table_;
   Arena& arena_;
+  bool overlay_;
   std::vector<Buf*> bufs_;
+  std::vector<Overlaid> overlaid_;
+  size_t pool_used_[2] = {0, 0}, pool_size_[2] = {0, 0};  // floats, per Pool
   int64_t total_ = 0;
   int64_t largest_ = 0;
 };

@@ -124,8 +124,7 @@ Classifier::Impl::Impl(const ClassifierConfig& c, int64_t b, bool t) : cfg(c), b
   }
   gn_floats = pl.group_norm_workspace;
   pl.buffer(gn, static_cast<int64_t>(gn_floats));
-  arena.allocate();
-  pl.resolve();
+  pl.allocate();
   params = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
   if (training) grads = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
 }

@@ -21,10 +21,11 @@ ResnetBlock::ResnetBlock(Planner& pl, const std::string& prefix, int64_t batch, 
     shortcut_ = Conv(pl, prefix + ".conv_shortcut", {batch, height, width, in_ch, out_ch, 1, 1, 0, 0}, precision);
   norm1_.reserve_stats(pl);
   norm2_.reserve_stats(pl);
-  pl.buffer(a1_, in_numel());
-  pl.buffer(c1_, out_numel());
-  pl.buffer(a2_, out_numel());
-  pl.buffer(tproj_, batch * out_ch);
+  pl.next_block();
+  pl.shared(a1_, in_numel());
+  pl.shared(c1_, out_numel());
+  pl.shared(a2_, out_numel());
+  pl.shared(tproj_, batch * out_ch);
   pl.buffer(y_, out_numel());
 }
 

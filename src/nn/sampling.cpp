@@ -31,7 +31,8 @@ Upsample::Upsample(Planner& pl, const std::string& prefix, int64_t batch, int64_
       width_(width),
       channels_(channels),
       conv_(pl, prefix + ".conv", {batch, 2 * height, 2 * width, channels, channels, 3, 1, 1, 1}, precision) {
-  pl.buffer(up_, batch * 4 * height * width * channels);
+  pl.next_block();
+  pl.shared(up_, batch * 4 * height * width * channels);
   pl.buffer(y_, batch * 4 * height * width * channels);
 }
 

@@ -59,7 +59,7 @@ struct UNet2D::Impl {
   bool training;
   std::vector<ParamInfo> table;
   Arena arena;
-  nn::Planner pl{table, arena};
+  nn::Planner pl;
   AlignedBuffer params, grads;
   nn::Scratch scratch;
 
@@ -75,11 +75,12 @@ struct UNet2D::Impl {
   std::vector<int64_t> skip_channels;
   std::vector<const float*> skips;  // filled by forward()
   int64_t height = 0, width = 0, top_channels = 0;
+  size_t activation_bytes = 0;
 
   Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t);
   void add_skip(int64_t numel, int64_t channels) {
     dskip.push_back(std::make_unique<Buf>());
-    pl.buffer(*dskip.back(), numel);
+    if (training) pl.buffer(*dskip.back(), numel);  // the skip's gradient
     skip_channels.push_back(channels);
   }
   float* other(const float* g) const { return g == g0.p ? g1.p : g0.p; }
@@ -87,7 +88,8 @@ struct UNet2D::Impl {
   const float* layer_backward(Layer& l, const float* dy);
 };
 
-UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t) : cfg(c), batch(b), precision(p), training(t) {
+UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
+    : cfg(c), batch(b), precision(p), training(t), pl(table, arena, /*overlay_shared=*/!t) {
   cfg.validate();
   if (batch < 1) throw std::invalid_argument("UNet2D: batch must be positive, got " + std::to_string(batch));
   const int64_t L = cfg.levels();
@@ -181,7 +183,7 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t) : cfg(
       const int64_t cat_ch = layer.hidden_channels + layer.skip_channels;
       layer.resnet = std::make_unique<nn::ResnetBlock>(pl, prefix + ".resnets." + std::to_string(j), batch, h, w,
                                                       cat_ch, out, T, G, eps, precision);
-      pl.buffer(layer.cat, batch * h * w * cat_ch);
+      pl.shared(layer.cat, batch * h * w * cat_ch, nn::Pool::layer_input);
     }
     if (i + 1 < L)
       level.up = std::make_unique<nn::Upsample>(pl, prefix + ".upsamplers.0", batch, h, w, out, precision);
@@ -205,15 +207,20 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t) : cfg(
   norm_out = nn::Norm(pl, "conv_norm_out", batch, H * W, C0, G, eps);
   norm_out.reserve_stats(pl);
   conv_out = nn::Conv(pl, "conv_out", {batch, H, W, C0, cfg.out_channels, 3, 1, 1, 1}, precision);
-  pl.buffer(o, batch * H * W * C0);
+  pl.next_block();
+  pl.shared(o, batch * H * W * C0);
 
+  // Backward-only buffers: two ping-pong gradients and a second scratch. The forward uses
+  // scratch.a (a resnet's shortcut convolution).
   const int64_t largest = pl.largest_buffer();
-  for (Buf* s : {&g0, &g1, &scratch.a, &scratch.b}) pl.buffer(*s, largest);
+  for (Buf* s : {&g0, &g1, &scratch.b})
+    if (training) pl.buffer(*s, largest);
+  pl.buffer(scratch.a, largest);
   scratch.gn_floats = pl.group_norm_workspace;
   pl.buffer(scratch.gn, static_cast<int64_t>(scratch.gn_floats));
   pl.buffer(scratch.temb, batch * T);
-  arena.allocate();
-  pl.resolve();
+  pl.allocate();
+  activation_bytes = arena.bytes();
   skips.assign(dskip.size(), nullptr);
   params = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
   grads = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
@@ -365,6 +372,9 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
 
 void UNet2D::backward(const float* d_eps) {
   Impl& m = *impl_;
+  if (!m.training)
+    throw std::logic_error("UNet2D::backward: this U-Net was planned for inference (training = false), which "
+                           "overlays the activations a backward needs; construct it with training = true");
   const float* w = m.params.as<float>();
   float* g = m.grads.as<float>();
   const int64_t B = m.batch;
@@ -422,6 +432,8 @@ void UNet2D::backward(const float* d_eps) {
   m.conv_in.op->backward(m.x.p, dy, nullptr, g + m.conv_in.weight, g + m.conv_in.bias);
   m.time->backward(g, m.time->d_silu_temb(), m.scratch);
 }
+
+size_t UNet2D::activation_bytes() const { return impl_->activation_bytes; }
 
 double UNet2D::forward_flops() const {
   const Impl& m = *impl_;

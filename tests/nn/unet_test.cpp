@@ -260,6 +260,37 @@ TEST(UNet2D, DropoutFollowsTheSeedAndIsOffInInference) {
   EXPECT_EQ(d, e);
 }
 
+// An inference U-Net overlays each block's intermediates: it must compute exactly what a training
+// U-Net without dropout computes (the same kernels on the same inputs), in much less memory, and
+// refuse a backward it can no longer do.
+TEST(UNet2D, InferencePlanOverlaysBuffersAndComputesTheSame) {
+  for (const char* name : {"sq28", "rect8x12"}) {
+    UNet2DConfig cfg = reference_config(name);
+    cfg.dropout = 0.0f;
+    const int64_t batch = 3, in = batch * cfg.sample_height * cfg.sample_width * cfg.in_channels;
+    const int64_t out = batch * cfg.sample_height * cfg.sample_width * cfg.out_channels;
+    const auto x = test::random_normal(static_cast<size_t>(in), 1);
+    const std::vector<float> t{3, 400, 999};
+    UNet2D train(cfg, batch, Precision::fp32, true), infer(cfg, batch, Precision::fp32, false);
+    const auto w = test::random_normal(static_cast<size_t>(train.parameter_count()), 5, 0.2f);
+    std::copy(w.begin(), w.end(), train.params());
+    std::copy(w.begin(), w.end(), infer.params());
+    train.set_weights();
+    infer.set_weights();
+    std::vector<float> a(static_cast<size_t>(out)), b(a.size()), c(a.size());
+    train.forward(x.data(), t.data(), a.data(), 1);
+    infer.forward(x.data(), t.data(), b.data(), 1);
+    infer.forward(x.data(), t.data(), c.data(), 1);  // a second pass reads no stale overlay
+    EXPECT_EQ(a, b) << name;
+    EXPECT_EQ(b, c) << name;
+    EXPECT_LT(infer.activation_bytes() * 2, train.activation_bytes()) << name;
+    std::printf("%s: activation memory %zu (inference) vs %zu bytes (training)\n", name, infer.activation_bytes(),
+                train.activation_bytes());
+    const std::vector<float> d_eps(a.size(), 1.0f);
+    EXPECT_THROW(infer.backward(d_eps.data()), std::logic_error);
+  }
+}
+
 // bf16 operands with fp32 accumulation through the whole network: output and gradient norms within
 // a few bf16 roundings of fp32.
 TEST(UNet2D, Bf16MatchesFp32) {

@@ -28,7 +28,9 @@ class UNet2D {
  public:
   // Validates the config (std::invalid_argument naming the key) and that the sample size survives
   // the downsampling (height and width divisible by 2^(levels-1)), then plans all memory.
-  // training = false: dropout is off (inference); backward() still works.
+  // training = false plans for inference: dropout is off, backward() throws std::logic_error, and
+  // each block's intermediate buffers are overlaid with the next block's (less memory, warmer
+  // caches); the output is bit-identical to a training U-Net's with dropout 0.
   UNet2D(const UNet2DConfig& config, int64_t batch, Precision precision, bool training);
   ~UNet2D();
   UNet2D(const UNet2D&) = delete;
@@ -69,6 +71,7 @@ class UNet2D {
   void backward(const float* d_eps);
 
   double forward_flops() const;  // convolutions, linear layers and attention products
+  size_t activation_bytes() const;  // the planned activation, gradient and workspace memory
 
  private:
   struct Impl;
