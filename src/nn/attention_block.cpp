@@ -9,7 +9,7 @@
 namespace ddpm::nn {
 
 AttentionBlock::AttentionBlock(Planner& pl, const std::string& prefix, int64_t batch, int64_t pixels,
-                               int64_t channels, int64_t groups, float eps, Precision precision)
+                               int64_t channels, int64_t groups, float eps, Precision precision, bool training)
     : numel_(batch * pixels * channels) {
   norm_ = Norm(pl, prefix + ".group_norm", batch, pixels, channels, groups, eps);
   attn_params_ = pl.param(prefix + ".to_q.weight", {channels, channels});
@@ -20,11 +20,12 @@ AttentionBlock::AttentionBlock(Planner& pl, const std::string& prefix, int64_t b
   pl.param(prefix + ".to_v.bias", {channels});
   pl.param(prefix + ".to_out.0.weight", {channels, channels});
   pl.param(prefix + ".to_out.0.bias", {channels});
-  op_ = std::make_unique<cpu::Attention>(batch, pixels, channels, precision);
+  op_ = std::make_unique<cpu::Attention>(batch, pixels, channels, precision, training);
   norm_.reserve_stats(pl);
   pl.next_block();
   pl.shared(n_, numel_);
-  pl.buffer(y_, numel_);
+  if (!training) pl.shared(workspace_, cpu::Attention::inference_workspace_floats(batch, pixels, channels));
+  y_.numel = numel_;  // placed by the U-Net (Planner::place_output)
 }
 
 void AttentionBlock::set_weights(const float* params) { op_->set_weights(params + attn_params_); }
@@ -32,6 +33,7 @@ void AttentionBlock::set_weights(const float* params) { op_->set_weights(params 
 void AttentionBlock::forward(const float* params, const float* x, Scratch& s) {
   cpu::group_norm_forward(n_.p, norm_.mean.p, norm_.rstd.p, x, params + norm_.weight, params + norm_.bias,
                           norm_.shape, false, s.gn.p, s.gn_floats);
+  if (workspace_.p) op_->set_inference_workspace(workspace_.p);
   op_->forward(n_.p, x, y_.p);
 }
 

@@ -25,7 +25,7 @@ void Planner::shared(Buf& b, int64_t numel, Pool pool) {
   b.numel = numel;
   largest_ = std::max(largest_, numel);
   const auto k = static_cast<size_t>(pool);
-  if (pool == Pool::layer_input) pool_used_[k] = 0;  // one occupant at a time
+  if (pool != Pool::block_internal) pool_used_[k] = 0;  // one occupant at a time
   constexpr size_t kAlignFloats = 16;                // 64 bytes
   overlaid_.push_back({&b, pool, pool_used_[k]});
   pool_used_[k] += (static_cast<size_t>(numel) + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
@@ -35,8 +35,8 @@ void Planner::shared(Buf& b, int64_t numel, Pool pool) {
 void Planner::next_block() { pool_used_[static_cast<size_t>(Pool::block_internal)] = 0; }
 
 void Planner::allocate() {
-  Arena::Slot pool_slot[2] = {0, 0};
-  for (size_t k = 0; k < 2; ++k)
+  Arena::Slot pool_slot[kPools] = {};
+  for (size_t k = 0; k < kPools; ++k)
     if (pool_size_[k] > 0) pool_slot[k] = arena_.reserve({static_cast<int64_t>(pool_size_[k])});
   arena_.allocate();
   for (Buf* b : bufs_) b->p = arena_.tensor(b->slot).f32();
@@ -60,7 +60,7 @@ void Norm::reserve_stats(Planner& pl) {
 }
 
 Conv::Conv(Planner& pl, const std::string& prefix, const cpu::Conv2dShape& s, Precision precision)
-    : op(std::make_unique<cpu::Conv2d>(s, precision)),
+    : op(std::make_unique<cpu::Conv2d>(s, precision, pl.training())),
       weight(pl.param(prefix + ".weight", {s.out_channels, s.in_channels, s.kernel, s.kernel})),
       bias(pl.param(prefix + ".bias", {s.out_channels})) {}
 

@@ -34,7 +34,10 @@ struct Buf {
 enum class Pool {
   block_internal,  // a block's intermediates: distinct within a block, overlaid across blocks
   layer_input,     // an up layer's cat([hidden, skip]): one at a time, overlaid with the next
+  chain_even,      // block outputs read only by the next block (mid and up paths): each of the
+  chain_odd,       // two holds one at a time, and consecutive outputs alternate between them
 };
+inline constexpr size_t kPools = 4;
 
 class Planner {
  public:
@@ -47,6 +50,7 @@ class Planner {
   void shared(Buf& b, int64_t numel, Pool pool = Pool::block_internal);
   void next_block();  // the block_internal buffers reserved so far may be overlaid from now on
   void allocate();    // allocates the arena and resolves every buffer's pointer
+  bool training() const { return !overlay_; }  // false: inference, ops need no backward
   int64_t parameter_count() const { return total_; }
   int64_t largest_buffer() const { return largest_; }
   size_t group_norm_workspace = 0;  // the largest any planned group norm needs, in floats
@@ -62,7 +66,7 @@ class Planner {
   bool overlay_;
   std::vector<Buf*> bufs_;
   std::vector<Overlaid> overlaid_;
-  size_t pool_used_[2] = {0, 0}, pool_size_[2] = {0, 0};  // floats, per Pool
+  size_t pool_used_[kPools] = {}, pool_size_[kPools] = {};  // floats, per Pool
   int64_t total_ = 0;
   int64_t largest_ = 0;
 };
@@ -92,6 +96,7 @@ struct Conv {
   std::unique_ptr<cpu::Conv2d> op;
   int64_t weight = 0, bias = 0;
   Conv() = default;
+  // With backward primitives only when pl.training().
   Conv(Planner& pl, const std::string& prefix, const cpu::Conv2dShape& s, Precision precision);
   void set_weights(const float* params) const { op->set_weights(params + weight); }
 };
@@ -119,6 +124,7 @@ class ResnetBlock {
   void backward(const float* params, float* grads, const float* x, const float* dy, float* dx, const float* silu_temb,
                 float* d_silu_temb, Scratch& s);
   float* out() const { return y_.p; }
+  Buf& out_buf() { return y_; }  // sized by the constructor, placed by the U-Net
   int64_t in_numel() const { return batch_ * pixels_ * in_; }
   int64_t out_numel() const { return batch_ * pixels_ * out_; }
   double flops() const;
@@ -138,19 +144,21 @@ class ResnetBlock {
 class AttentionBlock {
  public:
   AttentionBlock(Planner& pl, const std::string& prefix, int64_t batch, int64_t pixels, int64_t channels,
-                 int64_t groups, float eps, Precision precision);
+                 int64_t groups, float eps, Precision precision, bool training);
   void set_weights(const float* params);
   void forward(const float* params, const float* x, Scratch& s);
   void backward(const float* params, float* grads, const float* x, const float* dy, float* dx, Scratch& s);
   float* out() const { return y_.p; }
+  Buf& out_buf() { return y_; }  // sized by the constructor, placed by the U-Net
   double flops() const { return op_->forward_flops(); }
+  size_t owned_bytes() const { return op_->owned_bytes(); }  // outside the planner's arena
 
  private:
   int64_t numel_;
   Norm norm_;
   int64_t attn_params_;  // to_q.weight ... to_out.0.bias, contiguous, as cpu::Attention wants
   std::unique_ptr<cpu::Attention> op_;
-  Buf n_, y_;
+  Buf n_, y_, workspace_;  // workspace_: inference only (q, k, v, scores of cpu::Attention)
 };
 
 // Downsample2D: 3x3 stride-2 convolution, padding (0,1) (downsample_padding 0) or 1.
@@ -162,6 +170,7 @@ class Downsample {
   void forward(const float* params, const float* x);
   void backward(float* grads, const float* x, const float* dy, float* dx);
   float* out() const { return y_.p; }
+  Buf& out_buf() { return y_; }  // sized by the constructor, placed by the U-Net
   double flops() const { return conv_.op->forward_flops(); }
 
  private:
@@ -178,6 +187,7 @@ class Upsample {
   void forward(const float* params, const float* x);
   void backward(float* grads, const float* dy, float* dx, Scratch& s);
   float* out() const { return y_.p; }
+  Buf& out_buf() { return y_; }  // sized by the constructor, placed by the U-Net
   double flops() const { return conv_.op->forward_flops(); }
 
  private:

@@ -26,7 +26,7 @@ ResnetBlock::ResnetBlock(Planner& pl, const std::string& prefix, int64_t batch, 
   pl.shared(c1_, out_numel());
   pl.shared(a2_, out_numel());
   pl.shared(tproj_, batch * out_ch);
-  pl.buffer(y_, out_numel());
+  y_.numel = out_numel();  // placed by the U-Net (Planner::place_output)
 }
 
 void ResnetBlock::set_weights(const float* params) {

@@ -15,7 +15,7 @@ cpu::Conv2dShape down_shape(int64_t batch, int64_t height, int64_t width, int64_
 Downsample::Downsample(Planner& pl, const std::string& prefix, int64_t batch, int64_t height, int64_t width,
                        int64_t channels, int64_t padding, Precision precision)
     : conv_(pl, prefix + ".conv", down_shape(batch, height, width, channels, padding), precision) {
-  pl.buffer(y_, conv_.op->output_shape().numel());
+  y_.numel = conv_.op->output_shape().numel();  // placed by the U-Net
 }
 
 void Downsample::forward(const float* params, const float* x) { conv_.op->forward(x, params + conv_.bias, y_.p); }
@@ -33,7 +33,7 @@ Upsample::Upsample(Planner& pl, const std::string& prefix, int64_t batch, int64_
       conv_(pl, prefix + ".conv", {batch, 2 * height, 2 * width, channels, channels, 3, 1, 1, 1}, precision) {
   pl.next_block();
   pl.shared(up_, batch * 4 * height * width * channels);
-  pl.buffer(y_, batch * 4 * height * width * channels);
+  y_.numel = batch * 4 * height * width * channels;  // placed by the U-Net
 }
 
 void Upsample::forward(const float* params, const float* x) {

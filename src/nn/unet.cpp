@@ -134,7 +134,8 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
     if (cfg.level_has_attention(l))  // Attn* blocks register their attentions before their resnets
       for (int64_t j = 0; j < cfg.layers_per_block; ++j)
         level.layers[static_cast<size_t>(j)]->attn = std::make_unique<nn::AttentionBlock>(
-            pl, prefix + ".attentions." + std::to_string(j), batch, h * w, out, G, eps, precision);
+            pl, prefix + ".attentions." + std::to_string(j), batch, h * w, out, G, eps, precision,
+            training);
     for (int64_t j = 0; j < cfg.layers_per_block; ++j) {
       Layer& layer = *level.layers[static_cast<size_t>(j)];
       layer.resnet = std::make_unique<nn::ResnetBlock>(pl, prefix + ".resnets." + std::to_string(j), batch, h, w,
@@ -170,7 +171,8 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
     if (attn)
       for (int64_t j = 0; j < n; ++j)
         level.layers[static_cast<size_t>(j)]->attn = std::make_unique<nn::AttentionBlock>(
-            pl, prefix + ".attentions." + std::to_string(j), batch, h * w, out, G, eps, precision);
+            pl, prefix + ".attentions." + std::to_string(j), batch, h * w, out, G, eps, precision,
+            training);
     for (int64_t j = 0; j < n; ++j) {
       Layer& layer = *level.layers[static_cast<size_t>(j)];
       layer.hidden_channels = j == 0 ? prev_out : out;
@@ -195,13 +197,42 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
     mid.push_back(std::make_unique<Layer>());
     mid.push_back(std::make_unique<Layer>());
     mid[0]->attn = std::make_unique<nn::AttentionBlock>(pl, "mid_block.attentions.0", batch, h * w, c_mid, G, eps,
-                                                        precision);
+                                                        precision, training);
     for (int j = 0; j < 2; ++j) {
       mid[static_cast<size_t>(j)]->resnet = std::make_unique<nn::ResnetBlock>(
           pl, "mid_block.resnets." + std::to_string(j), batch, h, w, c_mid, c_mid, T, G, eps, precision);
       mid[static_cast<size_t>(j)]->height = h;
       mid[static_cast<size_t>(j)]->width = w;
     }
+  }
+
+  // Block outputs. The down path's are skips, kept to the end; in the mid and up paths each output
+  // is read only by the next block, so an inference U-Net alternates them between two overlaid
+  // pools, in execution order (mid, then up).
+  const auto keep = [&](Buf& out) { pl.buffer(out, out.numel); };
+  for (Level& level : down) {
+    for (auto& l : level.layers) {
+      keep(l->resnet->out_buf());
+      if (l->attn) keep(l->attn->out_buf());
+    }
+    if (level.down) keep(level.down->out_buf());
+  }
+  bool odd = false;
+  const auto chain = [&](Buf& out) {
+    if (training) return keep(out);
+    pl.shared(out, out.numel, odd ? nn::Pool::chain_odd : nn::Pool::chain_even);
+    odd = !odd;
+  };
+  for (auto& l : mid) {
+    chain(l->resnet->out_buf());
+    if (l->attn) chain(l->attn->out_buf());
+  }
+  for (Level& level : up) {
+    for (auto& l : level.layers) {
+      chain(l->resnet->out_buf());
+      if (l->attn) chain(l->attn->out_buf());
+    }
+    if (level.up) chain(level.up->out_buf());
   }
 
   norm_out = nn::Norm(pl, "conv_norm_out", batch, H * W, C0, G, eps);
@@ -221,9 +252,14 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
   pl.buffer(scratch.temb, batch * T);
   pl.allocate();
   activation_bytes = arena.bytes();
+  for (auto* levels : {&down, &up})
+    for (Level& level : *levels)
+      for (auto& l : level.layers)
+        if (l->attn) activation_bytes += l->attn->owned_bytes();
+  activation_bytes += mid[0]->attn->owned_bytes();
   skips.assign(dskip.size(), nullptr);
   params = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
-  grads = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
+  if (training) grads = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
 }
 
 void UNet2D::Impl::layer_forward(Layer& l, const float* in, const float* w, uint64_t seed) {

@@ -174,6 +174,27 @@ TEST(Conv2d, NullBiasAndSkippedGradients) {
   }
 }
 
+// An inference convolution (no backward primitives) computes the same forward within rounding
+// (oneDNN may pick another kernel for forward_inference) and refuses a backward.
+TEST(Conv2d, InferenceOnlyMatchesAndRefusesBackward) {
+  for (const auto& variant : kVariants) {
+    const Conv2dShape s = make_shape(2, 6, 8, 5, 7, variant);
+    Conv2d train(s, Precision::fp32), infer(s, Precision::fp32, /*with_backward=*/false);
+    const auto x = test::random_normal(numel(train.input_shape()), 1);
+    const auto weight = test::random_normal(numel(train.weight_shape()), 2);
+    const auto bias = test::random_normal(7, 3);
+    std::vector<float> a(numel(train.output_shape())), b(a.size());
+    train.set_weights(weight.data());
+    infer.set_weights(weight.data());
+    train.forward(x.data(), bias.data(), a.data());
+    infer.forward(x.data(), bias.data(), b.data());
+    EXPECT_LT(test::relative_norm_error(b, a), 1e-6) << s.str();
+    Grads g(infer);
+    EXPECT_THROW(infer.backward(x.data(), a.data(), g.dx.data(), g.dweight.data(), g.dbias.data()),
+                 std::logic_error);
+  }
+}
+
 // backward-data keeps its own weight layout, refreshed after set_weights: a second set_weights must
 // reach both forward and backward.
 TEST(Conv2d, SetWeightsReachesForwardAndBackward) {

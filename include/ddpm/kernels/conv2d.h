@@ -33,7 +33,9 @@ struct Conv2dShape {
 // master weights stay fp32 in the caller's buffer.
 class Conv2d {
  public:
-  Conv2d(const Conv2dShape& shape, Precision precision);
+  // with_backward = false (inference): no backward primitives and no backward weight copies
+  // (three weight-sized buffers fewer); backward() then throws std::logic_error.
+  Conv2d(const Conv2dShape& shape, Precision precision, bool with_backward = true);
   ~Conv2d();
   Conv2d(Conv2d&&) noexcept;
   Conv2d& operator=(Conv2d&&) noexcept;

@@ -49,7 +49,7 @@ class UNet2D {
 
   float* params();
   const float* params() const;
-  float* grads();
+  float* grads();  // nullptr for an inference U-Net
   const float* grads() const;
 
   // Hands the current params() to the ops (reorders convolution weights, copies linear ones).

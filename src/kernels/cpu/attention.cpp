@@ -3,6 +3,7 @@
 #include "ddpm/kernels/attention.h"
 
 #include <cmath>
+#include <stdexcept>
 
 #include "ddpm/kernels/add.h"
 #include "ddpm/kernels/softmax.h"
@@ -16,7 +17,7 @@ int64_t weight_offset(int64_t channels, int which) { return which * (channels * 
 int64_t bias_offset(int64_t channels, int which) { return weight_offset(channels, which) + channels * channels; }
 }  // namespace
 
-Attention::Attention(int64_t batch, int64_t positions, int64_t channels, Precision precision)
+Attention::Attention(int64_t batch, int64_t positions, int64_t channels, Precision precision, bool training)
     : batch_(batch),
       positions_(positions),
       channels_(channels),
@@ -30,7 +31,9 @@ Attention::Attention(int64_t batch, int64_t positions, int64_t channels, Precisi
       grad_probs_(batch, positions, channels, positions, false, true, precision),
       grad_values_(batch, positions, positions, channels, true, false, precision),
       grad_queries_(batch, positions, positions, channels, false, false, precision),
-      grad_keys_(batch, positions, positions, channels, true, false, precision) {
+      grad_keys_(batch, positions, positions, channels, true, false, precision),
+      training_(training) {
+  if (!training) return;
   const Shape tokens{batch, positions, channels}, square{batch, positions, positions};
   q_ = arena_.reserve(tokens);
   k_ = arena_.reserve(tokens);
@@ -45,6 +48,13 @@ Attention::Attention(int64_t batch, int64_t positions, int64_t channels, Precisi
   dx_part_ = arena_.reserve(tokens);
   arena_.allocate();
 }
+
+int64_t Attention::inference_workspace_floats(int64_t batch, int64_t positions, int64_t channels) {
+  const auto round = [](int64_t n) { return (n + 15) / 16 * 16; };  // keeps every part 64-byte aligned
+  return 4 * round(batch * positions * channels) + round(batch * positions * positions);
+}
+
+void Attention::set_inference_workspace(float* workspace) { workspace_ = workspace; }
 
 double Attention::forward_flops() const {
   const double tokens = static_cast<double>(batch_ * positions_);
@@ -62,21 +72,31 @@ void Attention::set_weights(const float* params) {
 
 void Attention::forward(const float* x, const float* residual, float* y) {
   profile::Scope profile_scope(profile::Kind::op, "attention fwd (rest)");
-  auto buf = [&](Arena::Slot s) { return arena_.tensor(s).f32(); };
   input_ = x;
-  to_q_.forward(x, params_ + bias_offset(channels_, 0), buf(q_));
-  to_k_.forward(x, params_ + bias_offset(channels_, 1), buf(k_));
-  to_v_.forward(x, params_ + bias_offset(channels_, 2), buf(v_));
-  // The raw scores go through the (for now unused) gradient buffer of the same shape.
-  scores_.run(buf(q_), buf(k_), buf(dprobs_));
-  softmax_forward(buf(probs_), buf(dprobs_), batch_ * positions_, positions_, scale_);
-  mix_.run(buf(probs_), buf(v_), buf(mixed_));
-  to_out_.forward(buf(mixed_), params_ + bias_offset(channels_, 3), y);
+  float *q, *k, *v, *mixed, *scores, *probs;
+  if (training_) {
+    auto buf = [&](Arena::Slot s) { return arena_.tensor(s).f32(); };
+    q = buf(q_), k = buf(k_), v = buf(v_), mixed = buf(mixed_), probs = buf(probs_);
+    scores = buf(dprobs_);  // the raw scores go through the (not yet used) gradient buffer
+  } else {
+    if (!workspace_) throw std::logic_error("Attention::forward: an inference attention needs set_inference_workspace()");
+    const int64_t t = (batch_ * positions_ * channels_ + 15) / 16 * 16;
+    q = workspace_, k = q + t, v = k + t, mixed = v + t, probs = mixed + t;
+    scores = probs;  // softmax in place
+  }
+  to_q_.forward(x, params_ + bias_offset(channels_, 0), q);
+  to_k_.forward(x, params_ + bias_offset(channels_, 1), k);
+  to_v_.forward(x, params_ + bias_offset(channels_, 2), v);
+  scores_.run(q, k, scores);
+  softmax_forward(probs, scores, batch_ * positions_, positions_, scale_);
+  mix_.run(probs, v, mixed);
+  to_out_.forward(mixed, params_ + bias_offset(channels_, 3), y);
   add_inplace(y, residual, batch_ * positions_ * channels_);
 }
 
 void Attention::backward(const float* dy, float* dx, float* dparams) {
   profile::Scope profile_scope(profile::Kind::op, "attention bwd (rest)");
+  if (!training_) throw std::logic_error("Attention::backward: this attention was built for inference (training = false)");
   auto buf = [&](Arena::Slot s) { return arena_.tensor(s).f32(); };
   const int64_t n = batch_ * positions_ * channels_;
   to_out_.backward(buf(mixed_), dy, buf(dmixed_), dparams + weight_offset(channels_, 3),

@@ -62,6 +62,7 @@ struct Conv2d::Impl {
   SharedScratchpad scratchpad;
   DnnlArgs fwd_args, bwd_data_args, bwd_weights_args, weights_in_args, weights_to_bwd_args, dweights_out_args;
 
+  bool with_backward = true;
   bool weights_set = false;
   bool bwd_weights_current = false;
 
@@ -108,11 +109,13 @@ void validate(const Conv2dShape& s) {
 
 }  // namespace
 
-Conv2d::Conv2d(const Conv2dShape& shape, Precision precision) : impl_(std::make_unique<Impl>()) {
+Conv2d::Conv2d(const Conv2dShape& shape, Precision precision, bool with_backward)
+    : impl_(std::make_unique<Impl>()) {
   validate(shape);
   Impl& m = *impl_;
   m.s = shape;
   m.precision = precision;
+  m.with_backward = with_backward;
   m.name = std::string("conv2d ") + precision_name(precision) + " " + shape.str();
 
   const int64_t n = shape.batch, c = shape.in_channels, o = shape.out_channels, k = shape.kernel;
@@ -131,9 +134,42 @@ Conv2d::Conv2d(const Conv2dShape& shape, Precision precision) : impl_(std::make_
     const dnnl::primitive_attr attr = user_scratchpad_attr();
     const auto algo = dnnl::algorithm::convolution_direct;
     const dnnl::convolution_forward::primitive_desc fwd_pd(
-        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algo, x_op_md, w_any_md, bias_md,
-                                        y_md, strides, pad_l, pad_r),
+        dnnl::convolution_forward::desc(with_backward ? dnnl::prop_kind::forward_training
+                                                      : dnnl::prop_kind::forward_inference,
+                                        algo, x_op_md, w_any_md, bias_md, y_md, strides, pad_l, pad_r),
         attr, dnnl_engine());
+    record_primitive(fwd_pd, m.name + " forward");
+    const dnnl::reorder::primitive_desc weights_in_pd(dnnl_engine(), w_user_md, dnnl_engine(),
+                                                      fwd_pd.weights_desc(), attr);
+    record_primitive(weights_in_pd, m.name + " reorder weights oihw->forward");
+    m.fwd = dnnl::convolution_forward(fwd_pd);
+    m.weights_in = dnnl::reorder(weights_in_pd);
+    m.x_user = unbound_memory(x_user_md);
+    m.y_user = unbound_memory(y_md);
+    m.w_user = unbound_memory(w_user_md);
+    m.bias_user = unbound_memory(bias_md);
+    m.zero_bias = AlignedBuffer(static_cast<size_t>(o) * sizeof(float));
+    if (precision == Precision::bf16) {
+      m.x_bf16 = AlignedBuffer(x_op_md.get_size());
+      m.x_op = dnnl::memory(x_op_md, dnnl_engine(), m.x_bf16.data());
+    } else {
+      m.x_op = m.x_user;
+    }
+    m.w_fwd = owned_memory(fwd_pd.weights_desc());
+    m.scratchpad.need(fwd_pd);
+    m.scratchpad.need(weights_in_pd);
+    const auto bind_forward = [&] {  // after scratchpad.allocate()
+      m.fwd_args = {{DNNL_ARG_SRC, m.x_op}, {DNNL_ARG_WEIGHTS, m.w_fwd}, {DNNL_ARG_BIAS, m.bias_user},
+                    {DNNL_ARG_DST, m.y_user}};
+      m.scratchpad.bind(fwd_pd, m.fwd_args);
+      m.weights_in_args = {{DNNL_ARG_FROM, m.w_user}, {DNNL_ARG_TO, m.w_fwd}};
+      m.scratchpad.bind(weights_in_pd, m.weights_in_args);
+    };
+    if (!with_backward) {
+      m.scratchpad.allocate();
+      bind_forward();
+      return;
+    }
     m.data_grad_by_forward = shape.stride == 1 && shape.pad_before < k && shape.pad_after < k;
     dnnl::convolution_backward_data::primitive_desc bwd_data_pd;
     dnnl::convolution_forward::primitive_desc bwd_data_as_fwd_pd;
@@ -156,7 +192,6 @@ Conv2d::Conv2d(const Conv2dShape& shape, Precision precision) : impl_(std::make_
         dnnl::convolution_backward_weights::desc(algo, x_op_md, dw_any_md, bias_md, dy_op_md, strides, pad_l,
                                                  pad_r),
         attr, dnnl_engine(), fwd_pd);
-    record_primitive(fwd_pd, m.name + " forward");
     record_primitive(bwd_weights_pd, m.name + " backward weights");
 
     const dnnl::memory::desc w_fwd_md = fwd_pd.weights_desc();
@@ -165,9 +200,7 @@ Conv2d::Conv2d(const Conv2dShape& shape, Precision precision) : impl_(std::make_
     const dnnl::memory::desc dw_md = bwd_weights_pd.diff_weights_desc();
     m.separate_bwd_weights = m.data_grad_by_forward || w_bwd_md != w_fwd_md;
     const dnnl::memory::desc w_flipped_md({c, o, k, k}, dt::f32, tag::oihw);
-    const dnnl::reorder::primitive_desc weights_in_pd(dnnl_engine(), w_user_md, dnnl_engine(), w_fwd_md, attr);
     const dnnl::reorder::primitive_desc dweights_out_pd(dnnl_engine(), dw_md, dnnl_engine(), w_user_md, attr);
-    record_primitive(weights_in_pd, m.name + " reorder weights oihw->forward");
     record_primitive(dweights_out_pd, m.name + " reorder weight gradient ->oihw");
     dnnl::reorder::primitive_desc weights_to_bwd_pd;
     if (m.separate_bwd_weights) {
@@ -176,52 +209,36 @@ Conv2d::Conv2d(const Conv2dShape& shape, Precision precision) : impl_(std::make_
       record_primitive(weights_to_bwd_pd, m.name + " reorder weights forward->backward data");
     }
 
-    m.fwd = dnnl::convolution_forward(fwd_pd);
     if (m.data_grad_by_forward)
       m.bwd_data_as_fwd = dnnl::convolution_forward(bwd_data_as_fwd_pd);
     else
       m.bwd_data = dnnl::convolution_backward_data(bwd_data_pd);
     m.bwd_weights = dnnl::convolution_backward_weights(bwd_weights_pd);
-    m.weights_in = dnnl::reorder(weights_in_pd);
     m.dweights_out = dnnl::reorder(dweights_out_pd);
     if (m.separate_bwd_weights) m.weights_to_bwd = dnnl::reorder(weights_to_bwd_pd);
 
     // Memory: the caller's buffers are bound per call; everything else is allocated here.
-    m.x_user = unbound_memory(x_user_md);
-    m.y_user = unbound_memory(y_md);
     m.dy_user = unbound_memory(y_md);
     m.dx_user = unbound_memory(x_user_md);
-    m.w_user = unbound_memory(w_user_md);
     m.dw_user = unbound_memory(w_user_md);
-    m.bias_user = unbound_memory(bias_md);
     m.dbias_user = unbound_memory(bias_md);
-    m.zero_bias = AlignedBuffer(static_cast<size_t>(o) * sizeof(float));
     m.dbias_discard = AlignedBuffer(static_cast<size_t>(o) * sizeof(float));
     if (precision == Precision::bf16) {
-      m.x_bf16 = AlignedBuffer(x_op_md.get_size());
       m.dy_bf16 = AlignedBuffer(dy_op_md.get_size());
-      m.x_op = dnnl::memory(x_op_md, dnnl_engine(), m.x_bf16.data());
       m.dy_op = dnnl::memory(dy_op_md, dnnl_engine(), m.dy_bf16.data());
     } else {
-      m.x_op = m.x_user;
       m.dy_op = m.dy_user;
     }
-    m.w_fwd = owned_memory(w_fwd_md);
     m.w_bwd = m.separate_bwd_weights ? owned_memory(w_bwd_md) : m.w_fwd;
     m.dw_op = owned_memory(dw_md);
 
-    m.scratchpad.need(fwd_pd);
     m.scratchpad.need(m.data_grad_by_forward ? dnnl::primitive_desc_base(bwd_data_as_fwd_pd)
                                              : dnnl::primitive_desc_base(bwd_data_pd));
     m.scratchpad.need(bwd_weights_pd);
-    m.scratchpad.need(weights_in_pd);
     m.scratchpad.need(dweights_out_pd);
     if (m.separate_bwd_weights) m.scratchpad.need(weights_to_bwd_pd);
     m.scratchpad.allocate();
-
-    m.fwd_args = {{DNNL_ARG_SRC, m.x_op}, {DNNL_ARG_WEIGHTS, m.w_fwd}, {DNNL_ARG_BIAS, m.bias_user},
-                  {DNNL_ARG_DST, m.y_user}};
-    m.scratchpad.bind(fwd_pd, m.fwd_args);
+    bind_forward();
     if (m.data_grad_by_forward) {
       m.bwd_data_args = {{DNNL_ARG_SRC, m.dy_op}, {DNNL_ARG_WEIGHTS, m.w_bwd}, {DNNL_ARG_DST, m.dx_user}};
       m.scratchpad.bind(bwd_data_as_fwd_pd, m.bwd_data_args);
@@ -235,8 +252,6 @@ Conv2d::Conv2d(const Conv2dShape& shape, Precision precision) : impl_(std::make_
                           {DNNL_ARG_DIFF_WEIGHTS, m.dw_op},
                           {DNNL_ARG_DIFF_BIAS, m.dbias_user}};
     m.scratchpad.bind(bwd_weights_pd, m.bwd_weights_args);
-    m.weights_in_args = {{DNNL_ARG_FROM, m.w_user}, {DNNL_ARG_TO, m.w_fwd}};
-    m.scratchpad.bind(weights_in_pd, m.weights_in_args);
     m.dweights_out_args = {{DNNL_ARG_FROM, m.dw_op}, {DNNL_ARG_TO, m.dw_user}};
     m.scratchpad.bind(dweights_out_pd, m.dweights_out_args);
     if (m.separate_bwd_weights) {
@@ -283,7 +298,7 @@ void Conv2d::set_weights(const float* weight_oihw) {
   m.w_user.set_data_handle(const_cast<float*>(weight_oihw));
   execute(m.weights_in, m.weights_in_args);
   m.weights_set = true;
-  m.bwd_weights_current = !m.separate_bwd_weights;
+  m.bwd_weights_current = !m.separate_bwd_weights || !m.with_backward;
 }
 
 namespace {
@@ -312,6 +327,7 @@ void Conv2d::backward(const float* x_nhwc, const float* dy_nhwc, float* dx_nhwc,
   if (!x_nhwc || !dy_nhwc || !dweight_oihw)
     throw std::invalid_argument(m.name + ": backward needs x, dy and dweight buffers");
   if (!m.weights_set) throw std::logic_error(m.name + ": backward before set_weights");
+  if (!m.with_backward) throw std::logic_error(m.name + ": backward of a convolution built for inference");
   m.bind_dy(dy_nhwc);
   if (dx_nhwc) {
     if (!m.bwd_weights_current) {
