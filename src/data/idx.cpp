@@ -120,9 +120,19 @@ IdxArray read_idx(const std::string& path, int ndims) {
     fail(path, "dimensions " + dims_text(a.dims) + " need " + std::to_string(bytes) + " data bytes, the file " +
                    (compressed ? "can hold at most " : "holds ") + std::to_string(std::max<int64_t>(most_present, 0)));
 
-  a.data.resize(static_cast<size_t>(bytes));
-  const size_t got = read_some(f.get(), a.data.data(), a.data.size(), path);
-  if (got < a.data.size())
+  // Even within that bound, memory grows only with the data that actually arrives: a gzip file
+  // that claims more than it holds costs what it holds, not what it claims.
+  size_t got = 0;
+  for (size_t want = std::min<size_t>(static_cast<size_t>(bytes), kChunk); got < static_cast<size_t>(bytes);) {
+    a.data.reserve(got + want);  // exactly: the last step ends at `bytes`, with no slack
+    a.data.resize(got + want);
+    const size_t r = read_some(f.get(), a.data.data() + got, want, path);
+    got += r;
+    if (r < want) break;
+    want = std::min(static_cast<size_t>(bytes) - got, std::max<size_t>(got, kChunk));
+  }
+  a.data.resize(got);
+  if (got < static_cast<size_t>(bytes))
     fail(path, "dimensions " + dims_text(a.dims) + " need " + std::to_string(bytes) + " data bytes, the file holds " +
                    std::to_string(got));
   unsigned char extra;

@@ -10,6 +10,10 @@
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_STDIO  // we read files ourselves, to name them in errors
+// PNG and JPEG only: the image folder takes .png/.jpg/.jpeg, and every other decoder is attack
+// surface (stb's GIF, PNM, TGA, PSD and PIC readers have had the most memory-safety bugs).
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
 #define STBI_NO_LINEAR
 #define STBI_NO_HDR
 #include <stb_image.h>
@@ -21,8 +25,111 @@ namespace ddpm {
 
 namespace {
 
-// Large enough for any real photograph, small enough that a corrupt header cannot ask for gigabytes.
+// Large enough for any sample grid we write.
 constexpr int64_t kMaxPixels = int64_t{1} << 28;
+
+// stb_image 2.27 (Debian 12's libstb-dev) writes past its Huffman tables when a JPEG DHT segment
+// declares more than 256 codes (upstream fixed it in 2.28 with a "bad DHT header" check); found by
+// fuzz/fuzz_image. This finds such a table before stb sees the file, returning the number of
+// codes it declares, or 0 when every table stb could parse is sound.
+//
+// stb parses a DHT wherever it meets the bytes FF C4 as a marker. Up to the first scan its walk
+// over the segments is deterministic and is followed here exactly (so FF C4 inside APPn/COM
+// payloads, such as ICC profiles, is skipped as stb skips it); after the first SOS, where stb
+// resumes depends on the entropy-coded data, so every FF C4 pair from there on is checked.
+int oversized_jpeg_huffman_table(const unsigned char* p, size_t n) {
+  constexpr int kNone = 0xff;  // stb's STBI__MARKER_none
+  size_t pos = 0;
+  auto get8 = [&]() -> int { return pos < n ? p[pos++] : 0; };  // stb returns 0 at the end, without moving
+  auto get16 = [&]() { const int hi = get8(); return (hi << 8) | get8(); };
+  auto skip = [&](int64_t bytes) { pos = bytes <= 0 ? pos : std::min<size_t>(n, pos + static_cast<size_t>(bytes)); };
+  auto get_marker = [&]() {
+    int x = get8();
+    if (x != 0xff) return kNone;
+    while (x == 0xff) x = get8();
+    return x;
+  };
+  int oversized = 0;
+  // stb's DHT parse (stbi__process_marker, case 0xC4); false where stb would stop with an error.
+  auto dht = [&]() {
+    int length = get16() - 2;
+    while (length > 0) {
+      const int q = get8();
+      if ((q >> 4) > 1 || (q & 15) > 3) return false;
+      int codes = 0;
+      for (int i = 0; i < 16; ++i) codes += get8();
+      if (codes > 256) {
+        oversized = codes;
+        return false;
+      }
+      skip(codes);
+      length -= 17 + codes;
+    }
+    return length == 0;
+  };
+  // stbi__process_marker: true where stb goes on to the next marker.
+  auto process = [&](int m) {
+    if (m == 0xDD) {  // DRI
+      if (get16() != 4) return false;
+      skip(2);
+      return true;
+    }
+    if (m == 0xDB) {  // DQT
+      int length = get16() - 2;
+      while (length > 0) {
+        const int q = get8();
+        if ((q >> 4) > 1 || (q & 15) > 3) return false;
+        skip((q >> 4) ? 128 : 64);
+        length -= (q >> 4) ? 129 : 65;
+      }
+      return length == 0;
+    }
+    if (m == 0xC4) return dht();
+    if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) {  // APPn, COM: skipped
+      const int length = get16();
+      if (length < 2) return false;
+      skip(length - 2);
+      return true;
+    }
+    return false;  // stb: "expected marker" or "unknown marker"
+  };
+
+  if (get_marker() != 0xD8) return 0;  // no SOI: stb does not take it for a JPEG
+  size_t resume = pos;                  // where the exact walk ended
+  bool frame = false;                   // after the frame header (SOF0/1/2)
+  int m = get_marker();
+  for (;;) {
+    if (!frame) {  // stbi__decode_jpeg_header
+      if (m == 0xC0 || m == 0xC1 || m == 0xC2) {
+        const int length = get16();
+        if (length < 11) break;  // stb: "bad SOF len"
+        skip(length - 2);
+        frame = true;
+        resume = pos;
+        m = get_marker();
+        continue;
+      }
+      if (!process(m)) break;
+      resume = pos;
+      m = get_marker();
+      while (m == kNone && pos < n) m = get_marker();  // stb skips junk between header segments
+      if (m == kNone) return oversized;
+    } else {  // stbi__decode_jpeg_image, up to the first scan
+      if (m == 0xD9) return oversized;  // EOI: stb reads no further
+      if (m == 0xDA || m == 0xDC || !process(m)) break;
+      resume = pos;
+      m = get_marker();
+    }
+  }
+  if (oversized) return oversized;
+  for (size_t i = resume > 2 ? resume - 2 : 0; i + 1 < n; ++i) {
+    if (p[i] != 0xff || p[i + 1] != 0xC4) continue;
+    pos = i + 2;
+    dht();
+    if (oversized) return oversized;
+  }
+  return 0;
+}
 
 void check_shape(const std::string& path, int64_t height, int64_t width, int64_t channels) {
   if (channels != 1 && channels != 3)
@@ -82,17 +189,28 @@ Image read_image(const std::string& path, int64_t channels) {
                                 " channels (expected 1 or 3)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open");
-  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::error_code ec;
+  const uintmax_t file_bytes = std::filesystem::file_size(path, ec);
+  if (ec) throw std::runtime_error(path + ": cannot read its size: " + ec.message());
+  if (file_bytes > kMaxImageFileBytes)
+    throw std::runtime_error(path + ": image file of " + std::to_string(file_bytes) + " bytes is too large (limit " +
+                             std::to_string(kMaxImageFileBytes) + ")");
+  std::vector<unsigned char> bytes(static_cast<size_t>(file_bytes));
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
+    throw std::runtime_error(path + ": read failed (file changed while reading?)");
   if (bytes.empty()) throw std::runtime_error(path + ": cannot decode image: the file is empty");
-  if (bytes.size() > static_cast<size_t>(INT32_MAX)) throw std::runtime_error(path + ": image file too large");
   const int size = static_cast<int>(bytes.size());
 
+  if (const int codes = oversized_jpeg_huffman_table(bytes.data(), bytes.size()))
+    throw std::runtime_error(path + ": cannot decode image: corrupt JPEG: a Huffman table declares " +
+                             std::to_string(codes) + " codes (at most 256)");
+  // The header alone first: a few bytes can claim a huge image, and stb allocates for the claim.
   int w = 0, h = 0, stored = 0;
   if (!stbi_info_from_memory(bytes.data(), size, &w, &h, &stored))
     throw std::runtime_error(path + ": cannot decode image (not a PNG or JPEG?): " + stbi_failure_reason());
-  if (int64_t{w} * h > kMaxPixels)
+  if (int64_t{w} * h > kMaxImagePixels)
     throw std::runtime_error(path + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
-                             " pixels is too large");
+                             " pixels is too large (limit " + std::to_string(kMaxImagePixels) + " pixels)");
   // Decode as 1 (grey, grey + alpha) or 3 (RGB, RGBA) channels: stb drops alpha itself.
   const int decoded = stored <= 2 ? 1 : 3;
   unsigned char* raw = stbi_load_from_memory(bytes.data(), size, &w, &h, &stored, decoded);

@@ -101,12 +101,17 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
 nlohmann::json read_json_object(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open");
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxJsonBytes)
+    throw std::runtime_error(path + ": " + std::to_string(size) + " bytes is too large for a config file (limit " +
+                             std::to_string(kMaxJsonBytes) + ")");
   std::stringstream ss;
   ss << in.rdbuf();
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
     throw std::runtime_error(path + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) throw std::runtime_error(path + ": expected a JSON object at the top level, got " + json_type(j));

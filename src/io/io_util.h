@@ -1,6 +1,7 @@
 // Helpers shared by the file readers and writers in src/io (not part of the public API).
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -26,7 +27,9 @@ void write_directory_atomic(const std::string& dir, const std::string& marker, c
 // Writes `bytes` bytes or throws naming `path` (for use inside write_file_atomic's fill).
 void write_bytes(std::FILE* f, const void* data, size_t bytes, const std::string& path);
 
-// Reads a JSON file whose top level must be an object; throws naming the file.
+// Reads a JSON file whose top level must be an object; throws naming the file. Files over
+// kMaxJsonBytes are refused before they are read.
+inline constexpr uintmax_t kMaxJsonBytes = 16u << 20;
 nlohmann::json read_json_object(const std::string& path);
 
 // Writes `j` as diffusers does (indent 2, sorted keys, final newline), atomically.

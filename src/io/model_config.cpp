@@ -2,7 +2,10 @@
 // every wrong type or unsupported value reported with the key and the file.
 #include "ddpm/io/model_config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -52,6 +55,8 @@ class Keys {
   void get(const std::string& key, float& out) const {
     double d = out;
     get(key, d);
+    if (!(std::fabs(d) <= std::numeric_limits<float>::max()))
+      fail(key, "is " + std::to_string(d) + ", out of the range of a 32-bit float");
     out = static_cast<float>(d);
   }
   void get(const std::string& key, std::string& out) const {
@@ -96,6 +101,56 @@ class Keys {
 };
 
 json float_json(float f) { return io_detail::float_for_json(f); }
+
+// Upper bounds on the sizes a config may ask for, checked before anything is computed from them
+// (4 * block_out_channels[0] must not overflow) and before a U-Net is built from them: a corrupt
+// or hostile config.json must not make us allocate absurd memory. Generous for every released
+// UNet2DModel (google/ddpm-ema-church-256: 6 levels, 512 channels, 256x256).
+constexpr int64_t kMaxSampleSide = 1 << 16;
+constexpr int64_t kMaxSamplePixels = int64_t{1} << 24;  // 4096 x 4096
+constexpr int64_t kMaxImageChannels = 1024;
+constexpr int64_t kMaxLevels = 16;
+constexpr int64_t kMaxBlockChannels = 1 << 16;
+constexpr int64_t kMaxLayersPerBlock = 64;
+constexpr double kMaxParameters = 4294967296.0;  // 2^32: 16 GB of fp32 weights
+
+void check_sizes(const Keys& k, const UNet2DConfig& c) {
+  auto in_range = [&](const char* key, int64_t v, int64_t hi) {
+    if (v < 1 || v > hi) k.fail(key, "is " + std::to_string(v) + "; must be in 1.." + std::to_string(hi));
+  };
+  in_range("sample_size", c.sample_height, kMaxSampleSide);
+  in_range("sample_size", c.sample_width, kMaxSampleSide);
+  if (c.sample_height * c.sample_width > kMaxSamplePixels)
+    k.fail("sample_size", "is " + std::to_string(c.sample_height) + "x" + std::to_string(c.sample_width) +
+                              ", more than " + std::to_string(kMaxSamplePixels) + " pixels");
+  in_range("in_channels", c.in_channels, kMaxImageChannels);
+  in_range("out_channels", c.out_channels, kMaxImageChannels);
+  in_range("layers_per_block", c.layers_per_block, kMaxLayersPerBlock);
+  in_range("norm_num_groups", c.norm_num_groups, kMaxBlockChannels);
+  if (c.block_out_channels.empty() || c.levels() > kMaxLevels)
+    k.fail("block_out_channels", "has " + std::to_string(c.levels()) + " entries; must have 1.." +
+                                     std::to_string(kMaxLevels));
+  for (int64_t ch : c.block_out_channels) in_range("block_out_channels", ch, kMaxBlockChannels);
+  // Roughly the U-Net's 3x3 convolution weights: per level, layers_per_block resnets down and
+  // layers_per_block + 1 up (whose inputs are concatenations), two convolutions each, plus the
+  // resampling convolutions; the exact count is larger only by biases, norms and attention.
+  double params = 0;
+  int64_t prev = c.block_out_channels[0];
+  for (int64_t ch : c.block_out_channels) {
+    const double widest = static_cast<double>(std::max(ch, prev));
+    params += static_cast<double>(5 * c.layers_per_block + 5) * 9.0 * widest * widest;
+    prev = ch;
+  }
+  if (params > kMaxParameters) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", params);
+    k.fail("block_out_channels", std::string("and layers_per_block ask for a U-Net of about ") + text +
+                                     " parameters; more than 2^32 is refused");
+  }
+}
+
+// Schedules hold a few arrays of num_train_timesteps doubles.
+constexpr int64_t kMaxTrainTimesteps = 1'000'000;
 
 }  // namespace
 
@@ -157,6 +212,8 @@ UNet2DConfig read_unet_config(const std::string& path) {
   k.get("resnet_time_scale_shift", c.resnet_time_scale_shift);
   k.get("add_attention", c.add_attention);
   k.get("num_class_embeds", c.num_class_embeds);
+
+  check_sizes(k, c);
 
   // Keys without a UNet2DConfig member: only their default meaning is implemented.
   if (const json* v = k.find("class_embed_type"); v && !v->is_null())
@@ -267,6 +324,12 @@ SchedulerConfig read_scheduler_config(const std::string& path) {
   k.get("timestep_spacing", c.timestep_spacing);
   k.get("steps_offset", c.steps_offset);
   k.get("set_alpha_to_one", c.set_alpha_to_one);
+  if (c.num_train_timesteps > kMaxTrainTimesteps)
+    k.fail("num_train_timesteps", "is " + std::to_string(c.num_train_timesteps) + "; at most " +
+                                      std::to_string(kMaxTrainTimesteps) + " are supported");
+  if (c.num_train_timesteps > 0 && c.steps_offset >= c.num_train_timesteps)
+    k.fail("steps_offset", "is " + std::to_string(c.steps_offset) + "; must be less than num_train_timesteps (" +
+                               std::to_string(c.num_train_timesteps) + ")");
   for (const char* key : {"thresholding", "rescale_betas_zero_snr"}) {
     bool on = false;
     k.get(key, on);

@@ -1,11 +1,13 @@
 // NPY reader and writer (format versions 1-3). Validates the header before allocating.
 #include "ddpm/io/npy.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <type_traits>
 
 namespace ddpm {
 
@@ -55,6 +57,23 @@ int64_t NpyArray::numel() const {
   return n;
 }
 
+// Float to int64 is undefined behaviour for NaN, infinities and values out of range: refuse
+// those (and fractions, which would otherwise be truncated silently).
+template <class Out, class In>
+static Out convert_one(In v, const NpyArray& a, int64_t i) {
+  if constexpr (std::is_integral_v<Out> && std::is_floating_point_v<In>) {
+    // 2^63 is exactly representable; int64's range is [-2^63, 2^63).
+    constexpr double kTwo63 = 9223372036854775808.0;
+    if (!(static_cast<double>(v) >= -kTwo63 && static_cast<double>(v) < kTwo63) || std::trunc(v) != v) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%.17g", static_cast<double>(v));
+      throw std::runtime_error(a.path + ": element " + std::to_string(i) + " (" + text +
+                               ") is not an integer in the int64 range");
+    }
+  }
+  return static_cast<Out>(v);
+}
+
 template <class Out>
 static std::vector<Out> convert(const NpyArray& a) {
   const int64_t n = a.numel();
@@ -64,7 +83,7 @@ static std::vector<Out> convert(const NpyArray& a) {
     for (int64_t i = 0; i < n; ++i) {
       In v;
       std::memcpy(&v, a.data.data() + i * static_cast<int64_t>(sizeof(In)), sizeof(In));
-      out[static_cast<size_t>(i)] = static_cast<Out>(v);
+      out[static_cast<size_t>(i)] = convert_one<Out>(v, a, i);
     }
   };
   if (a.dtype == "<f4") load(float{});
@@ -105,6 +124,7 @@ NpyArray read_npy(const std::string& path) {
   if (!in.read(header.data(), static_cast<std::streamsize>(header_len))) fail(path, "truncated header");
 
   NpyArray a;
+  a.path = path;
   a.dtype = dict_value(header, "descr", path);
   const size_t esize = element_size(a.dtype);
   if (esize == 0) fail(path, "unsupported dtype '" + a.dtype + "' (use <f4, <f8, <i4, <i8 or |u1)");

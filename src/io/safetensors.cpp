@@ -43,6 +43,11 @@ std::string offsets_str(const SafeTensor& t) {
 }
 
 std::string short_json(const json& j) {
+  // dump() recurses once per level of nesting, and a header may nest millions deep: describe
+  // nested containers instead of printing them.
+  if (j.is_structured())
+    for (const json& e : j)
+      if (e.is_structured()) return std::string(j.is_array() ? "an array" : "an object") + " holding " + e.type_name() + "s";
   std::string s = j.dump();
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
@@ -91,6 +96,10 @@ SafeTensor parse_entry(const std::string& path, const std::string& name, const j
 
   const auto shape = e.find("shape");
   if (shape == e.end() || !shape->is_array()) fail(path, where + ": missing or non-array \"shape\"");
+  constexpr size_t kMaxRank = 64;
+  if (shape->size() > kMaxRank)
+    fail(path, where + ": shape has " + std::to_string(shape->size()) + " dimensions (at most " +
+                   std::to_string(kMaxRank) + ")");
   // Product in bytes with an overflow guard: no dimension or total may exceed 2^50 bytes.
   constexpr uint64_t kLimit = uint64_t{1} << 50;
   uint64_t bytes = esize;

@@ -142,6 +142,11 @@ TEST(Idx, BrokenFilesGiveClearErrors) {
   // ...and within that bound, the bytes actually decompressed are counted.
   check(idx_bytes(0x803, {10, 10, 10}, 999), 3, "need 1000 data bytes, the file holds 999");
   check(idx_bytes(0x801, {10}, 11), 1, "trailing data after the 10 bytes");
+  // A claim within deflate's 1032x bound that the stream does not fill: memory grows with the data
+  // that arrives (1 MiB, then doubling), so this costs about 1 MiB, not the 100 MB claimed.
+  std::string noise = idx_bytes(0x803, {100, 1000, 1000}, 0);
+  for (uint32_t i = 0, x = 1; i < 100000; ++i) noise += char((x = x * 1664525u + 1013904223u) >> 24);
+  check(noise, 3, "need 100000000 data bytes, the file holds 100000");
 
   // A gzip stream cut in half.
   std::string big = idx_bytes(0x803, {100, 28, 28}, 0);

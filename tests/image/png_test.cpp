@@ -80,6 +80,73 @@ TEST(Png, ErrorsNameTheFile) {
   EXPECT_THROW(write_png((dir / "no" / "such" / "dir.png").string(), two.data(), 2, 4, 1), std::runtime_error);
 }
 
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void expect_refused(const std::string& path, const std::string& needle) {
+  try {
+    read_image(path);
+    ADD_FAILURE() << "no error for " << path;
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+// The seed corpus of fuzz/fuzz_image (grey, grey+alpha, RGBA, 16-bit, palette, interlaced PNGs;
+// baseline JPEGs) decodes, so the guards below refuse nothing real.
+TEST(Png, FuzzSeedsDecode) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(DDPM_SOURCE_DIR) / "fuzz/corpus/fuzz_image")) {
+    const Image img = read_image(e.path().string());
+    EXPECT_GT(img.height * img.width, 0) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 10);
+}
+
+// Fuzz finding (fuzz_image, docs/RELIABILITY.md): Debian's stb_image 2.27 writes past its Huffman
+// tables when a JPEG DHT segment declares more than 256 codes (UBSan: index 257 out of bounds for
+// 'stbi_uc[257]'). The fixture is the fuzzer's input; the second file is the smallest such JPEG.
+TEST(Png, JpegHuffmanTableOverflowIsRefused) {
+  expect_refused(std::string(DDPM_SOURCE_DIR) + "/tests/fixtures/fuzz_image_jpeg_dht_overflow.jpg",
+                 "corrupt JPEG: a Huffman table declares");
+  const fs::path dir = temp_dir("dht");
+  const std::string small = (dir / "dht.jpg").string();
+  std::ofstream(small, std::ios::binary) << std::string("\xff\xd8\xff\xc4\x00\x13\x00", 7) + std::string(16, '\xff');
+  expect_refused(small, "a Huffman table declares 4080 codes (at most 256)");
+  // FF C4 inside an APP2 payload (as in an ICC profile) is data, skipped by stb: still decodes.
+  const std::string jpeg = read_bytes(std::string(DDPM_SOURCE_DIR) + "/fuzz/corpus/fuzz_image/rgb_16x16_q95.jpg");
+  const std::string payload = std::string("\xff\xc4\x00\x13\x00", 5) + std::string(16, '\xff');
+  const std::string app2 = std::string("\xff\xe2\x00", 3) + static_cast<char>(2 + payload.size()) + payload;
+  const std::string icc = (dir / "icc.jpg").string();
+  std::ofstream(icc, std::ios::binary) << jpeg.substr(0, 2) + app2 + jpeg.substr(2);
+  EXPECT_EQ(read_image(icc).width, 16);
+}
+
+TEST(Png, DecompressionBombsAreRefusedBeforeDecoding) {
+  const fs::path dir = temp_dir("bomb");
+  // A 16384 x 16384 RGBA PNG header with no pixel data: 33 bytes that would make stb allocate 1 GiB.
+  const std::string ihdr = std::string("IHDR\x00\x00\x40\x00\x00\x00\x40\x00\x08\x06\x00\x00\x00", 17);
+  const std::string big = (dir / "big.png").string();
+  std::ofstream(big, std::ios::binary) << std::string("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d", 12) + ihdr + "\x00\x00\x00\x00";
+  expect_refused(big, "image of 16384x16384 pixels is too large (limit 67108864 pixels)");
+  // A file over the size limit is refused before it is read (sparse: nothing is written).
+  const std::string huge = (dir / "huge.png").string();
+  std::ofstream(huge, std::ios::binary) << "x";
+  fs::resize_file(huge, kMaxImageFileBytes + 1);
+  expect_refused(huge, "image file of 1073741825 bytes is too large (limit 1073741824)");
+  fs::remove(huge);
+  // Only PNG and JPEG are decoded: a BMP (which stb could read) is not taken.
+  const std::string bmp = (dir / "one.bmp").string();
+  std::string header = std::string("BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\x18\0", 30);
+  header += std::string(24, '\0') + std::string("\x10\x20\x30\0", 4);
+  std::ofstream(bmp, std::ios::binary) << header;
+  expect_refused(bmp, "cannot decode image (not a PNG or JPEG?)");
+}
+
 TEST(Grid, LayoutAndPadding) {
   // Five 2x3 RGB images, 3 per row, 1 pixel of padding with value 7: a 2-row grid of 7x13.
   const int64_t n = 5, h = 2, w = 3, c = 3;

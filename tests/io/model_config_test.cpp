@@ -272,5 +272,51 @@ TEST(SchedulerConfig, RejectsWhatWeCannotReproduce) {
   expect_error(sched_with("beta_end", "2.0"), "beta_start/beta_end", true);
 }
 
+// Fuzz finding (fuzz_model_config, docs/RELIABILITY.md): nlohmann throws out_of_range, not
+// parse_error, for a number beyond double's range; it escaped without the file's name.
+TEST(ModelConfig, FuzzNumberOverflowNamesTheFile) {
+  expect_error("1e999", "not valid JSON");
+  expect_error(R"({"sample_size": 32, "norm_eps": 1e999})", "number overflow");
+  expect_error(R"({"num_train_timesteps": -1e999})", "not valid JSON", true);
+}
+
+// Sizes are bounded before anything is computed from them (4 * block_out_channels[0] overflowed
+// int64 for 2^62) or a U-Net is built from them.
+TEST(ModelConfig, HugeAndNegativeSizesNameTheKey) {
+  expect_error(cifar_with("block_out_channels", "[4611686018427387904, 256, 256, 256]"),
+               "\"block_out_channels\" is 4611686018427387904; must be in 1..65536");
+  nlohmann::json j = nlohmann::json::parse(cifar_with("block_out_channels", "[4611686018427387904, 256, 256, 256]"));
+  j["time_embedding_dim"] = 512;
+  expect_error(j.dump(), "\"block_out_channels\" is 4611686018427387904");
+  expect_error(cifar_with("block_out_channels", "[-128, 256, 256, 256]"), "\"block_out_channels\" is -128");
+  expect_error(cifar_with("block_out_channels", "[32768, 32768, 32768, 32768]"),
+               "\"block_out_channels\" and layers_per_block ask for a U-Net of about");
+  expect_error(cifar_with("block_out_channels", "[]"), "\"block_out_channels\" has 0 entries");
+  expect_error(cifar_with("layers_per_block", "1000000"), "\"layers_per_block\" is 1000000; must be in 1..64");
+  expect_error(cifar_with("in_channels", "-3"), "\"in_channels\" is -3");
+  expect_error(cifar_with("out_channels", "100000"), "\"out_channels\" is 100000");
+  expect_error(cifar_with("sample_size", "9223372036854775807"), "\"sample_size\" is 9223372036854775807");
+  expect_error(cifar_with("sample_size", "[65536, 65536]"), "\"sample_size\" is 65536x65536, more than");
+  expect_error(cifar_with("sample_size", "18446744073709551615"), "\"sample_size\" is too large");
+  expect_error(cifar_with("norm_num_groups", "0"), "\"norm_num_groups\" is 0");
+  expect_error(cifar_with("norm_eps", "1e300"), "\"norm_eps\" is 1000000");
+  expect_error(sched_with("num_train_timesteps", "1000000000000"), "\"num_train_timesteps\" is 1000000000000; at most", true);
+  expect_error(sched_with("steps_offset", "1000"), "\"steps_offset\" is 1000; must be less than", true);
+}
+
+TEST(ModelConfig, OversizedFileIsRefusedBeforeReading) {
+  const std::string path = temp_path("huge.json");
+  std::ofstream(path, std::ios::binary) << "{}";
+  fs::resize_file(path, 1u << 30);  // sparse: nothing is written, and nothing may be read
+  try {
+    read_unet_config(path);
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": 1073741824 bytes is too large for a config file"), std::string::npos)
+        << e.what();
+  }
+  fs::remove(path);
+}
+
 }  // namespace
 }  // namespace ddpm

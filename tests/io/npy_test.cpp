@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -65,6 +67,38 @@ TEST(Npy, BrokenFilesGiveClearErrors) {
   expect_error(header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000,), }") + "abcd", "needs 4000000");
   expect_error(header("{'descr': '<f4', 'fortran_order': False, 'shape': (x,), }"), "bad shape");
   expect_error(std::string("\x93NUMPY\x01\x00\xff\xff", 10), "header length");
+}
+
+// Fuzz finding (fuzz_npy, docs/RELIABILITY.md): to_i64 cast NaN to int64, which is undefined
+// behaviour (UBSan: "-nan is outside the range of representable values of type 'long'").
+// Non-integral, infinite and out-of-range values now throw naming the file and the element.
+TEST(Npy, ToI64RefusesValuesThatAreNotInt64) {
+  const std::string path = temp_path("float_timesteps.npy");
+  auto f4 = [&](float v) {
+    std::string data(4, '\0');
+    std::memcpy(data.data(), &v, 4);
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        << header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }") + std::string("\0\0\x80\x3f", 4) + data;
+  };
+  auto f8 = [&](double v) {
+    std::string data(8, '\0');
+    std::memcpy(data.data(), &v, 8);
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        << header("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }") + data;
+  };
+  f4(std::nanf(""));
+  test::expect_error([&] { read_npy(path).to_i64(); }, path, "element 1 (nan) is not an integer in the int64 range");
+  EXPECT_EQ(read_npy(path).to_f32().size(), 2u);  // NaN is a fine float
+  f4(INFINITY);
+  test::expect_error([&] { read_npy(path).to_i64(); }, path, "element 1 (inf)");
+  f4(2.5f);
+  test::expect_error([&] { read_npy(path).to_i64(); }, path, "element 1 (2.5)");
+  f8(9223372036854775808.0);
+  test::expect_error([&] { read_npy(path).to_i64(); }, path, "element 0 (9.2233720368547758e+18)");
+  f8(-9223372036854775808.0);
+  EXPECT_EQ(read_npy(path).to_i64(), (std::vector<int64_t>{INT64_MIN}));
+  f4(999.0f);
+  EXPECT_EQ(read_npy(path).to_i64(), (std::vector<int64_t>{1, 999}));
 }
 
 }  // namespace

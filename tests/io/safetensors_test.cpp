@@ -212,6 +212,20 @@ TEST(Safetensors, BrokenFilesGiveSpecificErrors) {
                "must be a string");
 }
 
+// Found by review while fuzzing (docs/RELIABILITY.md): the error for a bad shape printed the shape
+// with json::dump(), which recurses once per nesting level; a header within the 100 MB limit can
+// nest millions deep and overflowed the stack. Also: at most 64 dimensions.
+TEST(Safetensors, DeeplyNestedShapeIsAnErrorNotACrash) {
+  const size_t depth = 1'000'000;
+  const std::string header = R"({"w":{"dtype":"F32","shape":)" + std::string(depth, '[') + std::string(depth, ']') +
+                             R"(,"data_offsets":[0,0]}})";
+  expect_error(file_bytes(header, 0), "shape an array holding arrays must hold non-negative integers", "w");
+  std::string rank65 = "[1";
+  for (int i = 1; i < 65; ++i) rank65 += ",1";
+  expect_error(file_bytes(R"({"w":{"dtype":"F32","shape":)" + rank65 + R"(],"data_offsets":[0,4]}})", 4),
+               "shape has 65 dimensions (at most 64)", "w");
+}
+
 TEST(Safetensors, WriterRejectsBadInputAndUnwritablePaths) {
   const float x[2] = {1, 2};
   const std::string path = temp_path("bad.safetensors");

@@ -38,6 +38,25 @@ void note(size_t bytes) {
 
 }  // namespace
 
+#if defined(__SANITIZE_ADDRESS__)
+#define DDPM_HEAP_COUNTER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DDPM_HEAP_COUNTER_ASAN 1
+#endif
+#endif
+
+#ifdef DDPM_HEAP_COUNTER_ASAN
+// Under AddressSanitizer (DDPM_SANITIZE) the sanitizer owns malloc: replacing it would hand glibc
+// blocks to ASan's free. Count through ASan's allocation hook instead.
+#include <sanitizer/allocator_interface.h>
+
+namespace {
+void on_malloc(const volatile void*, size_t bytes) { note(bytes); }
+void on_free(const volatile void*) {}
+[[maybe_unused]] const int hooks_installed = __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
+}  // namespace
+#else
 extern "C" {
 void* __libc_malloc(size_t);
 void* __libc_calloc(size_t, size_t);
@@ -54,6 +73,7 @@ int posix_memalign(void** p, size_t al, size_t n) {
   return *p ? 0 : 12;  // ENOMEM
 }
 }
+#endif
 
 namespace ddpm::test {
 

@@ -20,9 +20,16 @@ struct Image {
 void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width, int64_t channels);
 void write_png(const std::string& path, const Image& image);
 
-// Reads a PNG or JPEG (anything stb_image decodes). channels 0 keeps the file's colour type with
-// alpha dropped (1 or 3); 1 converts colour to ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B, rounded);
-// 3 replicates grey. Throws naming the file when it is missing or cannot be decoded.
+// Limits of read_image, checked before anything is decoded: the file's size, and the pixel count
+// its header claims (8192 x 8192; stb allocates for the claim before it finds that the data is
+// missing, so a tiny file could otherwise ask for gigabytes).
+inline constexpr uintmax_t kMaxImageFileBytes = uintmax_t{1} << 30;
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+
+// Reads a PNG or JPEG (through stb_image). channels 0 keeps the file's colour type with alpha
+// dropped (1 or 3); 1 converts colour to ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B, rounded);
+// 3 replicates grey. Throws naming the file when it is missing, over the limits above, or cannot
+// be decoded.
 Image read_image(const std::string& path, int64_t channels = 0);
 
 // Tiles n images [n, height, width, channels] into one image, `cols` per row (fewer when n < cols),
