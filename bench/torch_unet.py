@@ -3,8 +3,9 @@
 `ddpm bench` times: a training step (L_simple draw, forward, MSE, backward, gradient clipping at 1,
 Adam, EMA) and a sampling step (one forward and the DDPM update with fresh noise).
 
-bf16 is autocast (convolutions and matmuls in bf16; group norm, softmax and the loss stay fp32 under
-CPU autocast), the usual way to run bf16 in PyTorch. Weights are random: speed does not depend on
+bf16 is autocast (convolutions and matmuls in bf16), the usual way to run bf16 in PyTorch, with
+group norm in fp32 (GroupNorm32: torch 1.13's CPU autocast does not cast group_norm's input, which
+then fails on a bf16 activation with fp32 weights). Weights are random: speed does not depend on
 them.
 """
 import math
@@ -15,13 +16,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class GroupNorm32(nn.GroupNorm):
+    """Group norm computed in fp32 (a no-op cast in fp32 mode)."""
+
+    def forward(self, x):
+        return super().forward(x.float())
+
+
 class Resnet(nn.Module):
     def __init__(self, cin, cout, temb, groups, eps, dropout):
         super().__init__()
-        self.norm1 = nn.GroupNorm(groups, cin, eps)
+        self.norm1 = GroupNorm32(groups, cin, eps)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.time_emb_proj = nn.Linear(temb, cout)
-        self.norm2 = nn.GroupNorm(groups, cout, eps)
+        self.norm2 = GroupNorm32(groups, cout, eps)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.conv_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
@@ -36,7 +44,7 @@ class Resnet(nn.Module):
 class Attention(nn.Module):
     def __init__(self, ch, groups, eps):
         super().__init__()
-        self.group_norm = nn.GroupNorm(groups, ch, eps)
+        self.group_norm = GroupNorm32(groups, ch, eps)
         self.to_q, self.to_k, self.to_v, self.to_out = (nn.Linear(ch, ch) for _ in range(4))
 
     def forward(self, x):
@@ -79,7 +87,7 @@ class UNet(nn.Module):
             if i + 1 < L:
                 block["up"] = nn.Conv2d(out, out, 3, padding=1)
             self.up.append(block)
-        self.norm_out = nn.GroupNorm(G, ch[0], eps)
+        self.norm_out = GroupNorm32(G, ch[0], eps)
         self.conv_out = nn.Conv2d(ch[0], cfg["out_channels"], 3, padding=1)
 
     def forward(self, x, t):
