@@ -53,6 +53,10 @@ CLI::App* add_train_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--seed", options.seed, "seed of every random draw")->capture_default_str();
+  cmd->add_option("--max-nonfinite-steps", options.max_nonfinite_steps,
+                  "skip a step with a non-finite loss or gradient; stop after this many in a row")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--precision", precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   cmd->add_option("--save-every", options.save_every, "checkpoint period in steps")->capture_default_str();
   cmd->add_option("--sample-every", options.sample_every, "sample-grid period in steps (0: only at the end)")->capture_default_str();

@@ -61,7 +61,8 @@ json options_to_json(const TrainOptions& o) {
           {"precision", precision_name(o.precision)}, {"num_timesteps", o.num_timesteps},
           {"beta_schedule", o.beta_schedule}, {"beta_start", o.beta_start}, {"beta_end", o.beta_end},
           {"save_every", o.save_every}, {"sample_every", o.sample_every}, {"sample_n", o.sample_n},
-          {"log_every", o.log_every}, {"learn_variance", o.learn_variance}, {"vlb_weight", o.vlb_weight}};
+          {"log_every", o.log_every}, {"learn_variance", o.learn_variance}, {"vlb_weight", o.vlb_weight},
+          {"max_nonfinite_steps", o.max_nonfinite_steps}};
 }
 
 TrainOptions options_from_json(const json& j, const std::string& run_dir) {
@@ -89,6 +90,7 @@ TrainOptions options_from_json(const json& j, const std::string& run_dir) {
   o.log_every = j.at("log_every");
   o.learn_variance = j.value("learn_variance", false);  // absent in runs from before improved DDPM
   o.vlb_weight = j.value("vlb_weight", 0.001);
+  o.max_nonfinite_steps = j.value("max_nonfinite_steps", int64_t{5});
   return o;
 }
 
@@ -105,6 +107,7 @@ void validate(const TrainOptions& o) {
   if (o.sample_every < 0 || o.sample_n < 1) bad("--sample-every must be >= 0 and --sample-n >= 1");
   if (o.log_every < 1) bad("--log-every must be at least 1");
   if (!(o.vlb_weight >= 0)) bad("--vlb-weight must be >= 0");
+  if (o.max_nonfinite_steps < 1) bad("--max-nonfinite-steps must be at least 1");
 }
 
 // The U-Net predicts ε (in_channels outputs) and, with a learned variance, v (as many again).
@@ -201,6 +204,8 @@ struct Trainer::Impl {
   std::vector<int64_t> t;
   std::ofstream log;
   float last_grad_norm = 0.0f;
+  int64_t nonfinite_in_a_row = 0, nonfinite_total = 0;
+  int64_t last_saved_step = -1;
   double last_vlb = 0;
 
   // Forward, loss and backward of one batch (x_t, noise, t drawn); returns the loss.
@@ -304,6 +309,8 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, int64_t ste
   m.step = static_cast<int64_t>(get("step"));
   m.rng.set_state(get("rng_seed"), get("rng_offset"));
   m.batcher->restore({get("batcher_epoch"), get("batcher_position")});
+  if (meta.count("skipped_nonfinite")) m.nonfinite_total = static_cast<int64_t>(get("skipped_nonfinite"));
+  m.last_saved_step = m.step;
   m.model->set_weights();
   m.open_log();
   return trainer;
@@ -313,6 +320,7 @@ Trainer::~Trainer() = default;
 
 const TrainOptions& Trainer::options() const { return impl_->opt; }
 int64_t Trainer::step() const { return impl_->step; }
+int64_t Trainer::skipped_steps() const { return impl_->nonfinite_total; }
 int64_t Trainer::parameter_count() const { return impl_->model->parameter_count(); }
 const float* Trainer::params() const { return impl_->model->params(); }
 const float* Trainer::ema() const { return impl_->ema.data(); }
@@ -328,10 +336,28 @@ double Trainer::train_step() {
   }
   const double loss = m.loss_and_gradients();
   const float grad_norm = cpu::clip_grad_norm(m.model->grads(), P, static_cast<float>(m.opt.grad_clip));
-  if (!std::isfinite(loss) || !std::isfinite(grad_norm))
-    throw std::runtime_error("train: non-finite loss or gradient at step " + std::to_string(m.step + 1) +
-                             " (loss " + std::to_string(loss) + ", gradient norm " + std::to_string(grad_norm) +
-                             "); the last checkpoint in " + m.opt.out + " is intact. Try a lower --lr.");
+  m.last_grad_norm = grad_norm;
+  if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+    ++m.nonfinite_total;
+    ++m.nonfinite_in_a_row;
+    const auto number = [](double v) { return std::isfinite(v) ? json(v) : json(std::to_string(v)); };
+    m.log << json{{"skipped_step", m.step + 1}, {"reason", "non-finite loss or gradient"}, {"loss", number(loss)},
+                  {"grad_norm", number(grad_norm)}, {"in_a_row", m.nonfinite_in_a_row}}
+                 .dump()
+          << "\n";
+    m.log.flush();
+    if (m.nonfinite_in_a_row >= m.opt.max_nonfinite_steps)
+      throw std::runtime_error(
+          "train: " + std::to_string(m.nonfinite_in_a_row) + " steps in a row had a non-finite loss or gradient (the " +
+          "last at step " + std::to_string(m.step + 1) + ": loss " + std::to_string(loss) + ", gradient norm " +
+          std::to_string(grad_norm) + "); none was applied. " +
+          (m.last_saved_step >= 0 ? "The checkpoint of step " + std::to_string(m.last_saved_step) + " in " + m.opt.out +
+                                        " is intact (--resume continues from it). "
+                                  : "No checkpoint was written yet. ") +
+          "Try a lower --lr or check the data; --max-nonfinite-steps sets the limit.");
+    return loss;  // skipped: no update, step() unchanged
+  }
+  m.nonfinite_in_a_row = 0;
   ++m.step;
   profile::Scope scope(profile::Kind::block, "optimizer: Adam, EMA, weight reorder");
   cpu::AdamConfig adam;
@@ -340,7 +366,6 @@ double Trainer::train_step() {
   cpu::ema_update(m.ema.data(), m.model->params(), P,
                   static_cast<float>(ema_decay_at(m.opt.ema_decay, m.step, m.opt.ema_warmup)));
   m.model->set_weights();
-  m.last_grad_norm = grad_norm;
   return loss;
 }
 
@@ -359,7 +384,9 @@ void Trainer::save_checkpoint() {
                      {"rng_seed", std::to_string(m.rng.seed())},
                      {"rng_offset", std::to_string(m.rng.offset())},
                      {"batcher_epoch", std::to_string(bs.epoch)},
-                     {"batcher_position", std::to_string(bs.position)}});
+                     {"batcher_position", std::to_string(bs.position)},
+                     {"skipped_nonfinite", std::to_string(m.nonfinite_total)}});
+  m.last_saved_step = m.step;
   // The exported model is a copy for users; the state file above is what a resume reads.
   save_model_dir((fs::path(m.opt.out) / "model").string(), m.cfg, scheduler_config_for(m.opt),
                  tensor_list(*m.model), m.ema.data());
@@ -396,7 +423,14 @@ void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {
   auto last = std::chrono::steady_clock::now();
   int64_t images_since = 0;
   while (m.step < m.opt.steps) {
+    const int64_t before = m.step;
     const double loss = train_step();
+    if (m.step == before) {  // skipped (and logged): a non-finite loss or gradient
+      std::fprintf(stderr, "\ntrain: step %lld skipped: non-finite loss or gradient (%lld in a row; the limit is %lld)\n",
+                   static_cast<long long>(m.step + 1), static_cast<long long>(m.nonfinite_in_a_row),
+                   static_cast<long long>(m.opt.max_nonfinite_steps));
+      continue;
+    }
     images_since += m.opt.batch;
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - last).count();

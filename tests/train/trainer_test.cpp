@@ -180,6 +180,46 @@ TEST(Trainer, LearnedVarianceRunResumesLearnsAndExports) {
   EXPECT_THROW(Trainer{bad}, std::invalid_argument);
 }
 
+// An absurd learning rate blows the weights up after the first update: every later step has a
+// non-finite loss. Those are skipped without touching the weights, and the run stops after
+// max_nonfinite_steps in a row with the last checkpoint intact.
+TEST(Trainer, SkipsNonFiniteStepsThenStopsKeepingTheCheckpoint) {
+  Fixture f;
+  TrainOptions o = f.options("nan");
+  o.lr = 1e30;
+  o.warmup_steps = 0;
+  o.steps = 50;
+  o.save_every = 1;
+  o.max_nonfinite_steps = 3;
+  Trainer t(o);
+  const fs::path state = f.root / "nan" / "training_state.safetensors";
+  std::string message;
+  try {
+    t.run();
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  ASSERT_FALSE(message.empty()) << "a run of non-finite steps did not stop training";
+  EXPECT_NE(message.find("3 steps in a row"), std::string::npos) << message;
+  EXPECT_NE(message.find("is intact"), std::string::npos) << message;
+  EXPECT_EQ(t.skipped_steps(), 3);
+  const int64_t good = t.step();
+  EXPECT_GE(good, 1);
+  EXPECT_LT(good, 50);
+  const std::vector<float> weights(t.params(), t.params() + t.parameter_count());
+  // The checkpoint holds the last applied step, and resuming from it works.
+  auto resumed = Trainer::resume((f.root / "nan").string());
+  EXPECT_EQ(resumed->step(), good);
+  EXPECT_EQ(resumed->skipped_steps(), 0);  // none skipped before that checkpoint
+  EXPECT_TRUE(std::equal(weights.begin(), weights.end(), resumed->params()))
+      << "skipped steps changed the weights";
+  // The log names every skipped step.
+  std::ifstream log(f.root / "nan" / "log.jsonl");
+  int skipped_lines = 0;
+  for (std::string line; std::getline(log, line);) skipped_lines += line.find("\"skipped_step\"") != std::string::npos;
+  EXPECT_EQ(skipped_lines, 3);
+}
+
 TEST(Trainer, RefusesBadOptionsAndExistingRuns) {
   Fixture f;
   TrainOptions o = f.options("bad");

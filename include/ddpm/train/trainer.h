@@ -38,6 +38,9 @@ struct TrainOptions {
   int64_t sample_every = 0;     // 0: only at the end
   int64_t sample_n = 16;
   int64_t log_every = 10;
+  // A step whose loss or gradient is not finite is skipped (no update); this many in a row stop
+  // the run with an error, the last checkpoint intact.
+  int64_t max_nonfinite_steps = 5;
 };
 
 // One line of the JSON-lines log, also handed to the progress callback.
@@ -60,7 +63,11 @@ class Trainer {
   int64_t step() const;               // optimizer steps done
   int64_t parameter_count() const;
 
-  double train_step();                // one step; returns the batch's loss (L_simple or L_hybrid)
+  // One step; returns the batch's loss (L_simple or L_hybrid). A non-finite loss or gradient skips
+  // the update (step() does not advance, skipped_steps() counts it); max_nonfinite_steps in a row
+  // throw std::runtime_error.
+  double train_step();
+  int64_t skipped_steps() const;      // non-finite steps skipped over the whole run
   void save_checkpoint();             // atomic: the previous checkpoint stays valid until replaced
   // Samples n images from the EMA weights (DDPM ancestral, all T steps) into a PNG grid.
   void save_samples(const std::string& png_path, int64_t n, uint64_t seed);
