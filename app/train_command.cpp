@@ -18,6 +18,7 @@ namespace {
 TrainOptions options;
 std::string precision = "fp32";
 std::string resume_dir;
+CLI::Option* steps_option = nullptr;  // --resume keeps the run's own total unless --steps is given
 std::optional<bool> random_flip;
 int64_t final_samples = 64;
 std::atomic<bool> interrupted{false};
@@ -32,7 +33,8 @@ CLI::App* add_train_command(CLI::App& app) {
   cmd->add_option("--config", options.config, "fmnist-small | fmnist-64 | cifar10-ddpm")->capture_default_str();
   cmd->add_option("--out", options.out, "run directory to create");
   cmd->add_option("--resume", resume_dir, "continue the run in this directory");
-  cmd->add_option("--steps", options.steps, "total optimizer steps")->capture_default_str();
+  steps_option = cmd->add_option("--steps", options.steps, "total optimizer steps (with --resume: a new total)")
+                     ->capture_default_str();
   cmd->add_option("--batch", options.batch, "batch size")->capture_default_str();
   cmd->add_option("--lr", options.lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", options.warmup_steps, "linear learning-rate warm-up steps")->capture_default_str();
@@ -71,7 +73,7 @@ int run_train_command() {
   options.random_flip = random_flip.value_or(options.data.rfind("cifar10:", 0) == 0);
   std::unique_ptr<Trainer> trainer;
   if (!resume_dir.empty()) {
-    trainer = Trainer::resume(resume_dir, options.steps);
+    trainer = Trainer::resume(resume_dir, steps_option->count() > 0 ? options.steps : 0);
     std::fprintf(stderr, "resuming %s at step %lld of %lld\n", resume_dir.c_str(),
                  static_cast<long long>(trainer->step()), static_cast<long long>(trainer->options().steps));
   } else {

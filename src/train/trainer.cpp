@@ -271,9 +271,15 @@ Trainer::Trainer(const TrainOptions& options) : Trainer() {
   m.model->init_weights(options.seed);
   std::copy(m.model->params(), m.model->params() + m.model->parameter_count(), m.ema.begin());
   {
-    std::ofstream out(fs::path(options.out) / kOptionsFile);
-    out << options_to_json(options).dump(2) << "\n";
-    if (!out) throw std::runtime_error(options.out + "/" + kOptionsFile + ": cannot write");
+    // Atomic, like every file a resume reads: a kill mid-write leaves the old file or none.
+    const fs::path path = fs::path(options.out) / kOptionsFile, tmp = path.string() + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << options_to_json(options).dump(2) << "\n";
+      out.flush();
+      if (!out) throw std::runtime_error(tmp.string() + ": cannot write (disk full or no permission?)");
+    }
+    fs::rename(tmp, path);
   }
   m.open_log();
 }
@@ -290,6 +296,9 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, int64_t ste
   }
   TrainOptions options = options_from_json(j, run_dir);
   if (steps > 0) options.steps = steps;
+  if (!fs::exists(fs::path(run_dir) / kStateFile))
+    throw std::invalid_argument("--resume " + run_dir + ": no checkpoint there yet (the run stopped before its first "
+                                "save); start it again with the same --out");
   std::unique_ptr<Trainer> trainer(new Trainer());
   Impl& m = *trainer->impl_;
   m.build(options);
@@ -374,6 +383,11 @@ void Trainer::save_checkpoint() {
   const int64_t P = m.model->parameter_count();
   const std::vector<int64_t> shape{P};
   const BatcherState bs = m.batcher->state();
+  // The exported model (a copy for users) first, the training state last: the state is what a
+  // resume reads, so a kill between the two redoes the steps and rewrites both, never leaving a
+  // final state beside a stale model.
+  save_model_dir((fs::path(m.opt.out) / "model").string(), m.cfg, scheduler_config_for(m.opt),
+                 tensor_list(*m.model), m.ema.data());
   write_safetensors(m.state_path(),
                     {{"params", shape, m.model->params()},
                      {"ema", shape, m.ema.data()},
@@ -387,9 +401,6 @@ void Trainer::save_checkpoint() {
                      {"batcher_position", std::to_string(bs.position)},
                      {"skipped_nonfinite", std::to_string(m.nonfinite_total)}});
   m.last_saved_step = m.step;
-  // The exported model is a copy for users; the state file above is what a resume reads.
-  save_model_dir((fs::path(m.opt.out) / "model").string(), m.cfg, scheduler_config_for(m.opt),
-                 tensor_list(*m.model), m.ema.data());
 }
 
 void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed) {
