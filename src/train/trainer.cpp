@@ -457,7 +457,25 @@ void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {
       images_since = 0;
     }
     const bool go_on = !on_step || on_step(record);
-    if (!go_on || m.step % m.opt.save_every == 0 || m.step == m.opt.steps) save_checkpoint();
+    const bool final_save = !go_on || m.step == m.opt.steps;
+    if (final_save) {
+      save_checkpoint();  // a failure here throws: nothing would retry it
+    } else if (m.step % m.opt.save_every == 0) {
+      // A periodic checkpoint that cannot be written (disk full, directory gone or read-only) does
+      // not stop training: the state stays in memory, the previous checkpoint is intact, and the
+      // next period tries again.
+      try {
+        save_checkpoint();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "\ntrain: checkpoint at step %lld failed: %s\n  training goes on with its state in memory; "
+                     "%s; next attempt at step %lld\n",
+                     static_cast<long long>(m.step), e.what(),
+                     m.last_saved_step >= 0 ? ("the checkpoint of step " + std::to_string(m.last_saved_step) +
+                                               " is intact").c_str()
+                                            : "no checkpoint was written yet",
+                     static_cast<long long>(m.step + m.opt.save_every));
+      }
+    }
     if (!go_on) return;
     if (m.opt.sample_every > 0 && m.step % m.opt.sample_every == 0 && m.step != m.opt.steps) {
       char name[64];

@@ -3,6 +3,9 @@
 #include "ddpm/train/trainer.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <cmath>
@@ -218,6 +221,43 @@ TEST(Trainer, SkipsNonFiniteStepsThenStopsKeepingTheCheckpoint) {
   int skipped_lines = 0;
   for (std::string line; std::getline(log, line);) skipped_lines += line.find("\"skipped_step\"") != std::string::npos;
   EXPECT_EQ(skipped_lines, 3);
+}
+
+// A full disk, simulated with a file-size limit (RLIMIT_FSIZE; SIGXFSZ ignored, so writes fail
+// with EFBIG): periodic checkpoints fail without stopping training, the final one throws, the last
+// good checkpoint stays intact, and the state in memory can still be saved once space returns.
+TEST(Trainer, FullDiskKeepsTheCheckpointAndTheStateInMemory) {
+  Fixture f;
+  TrainOptions o = f.options("full");
+  o.steps = 3;
+  {
+    Trainer t(o);
+    t.run();  // a complete run to step 3: the checkpoint to keep
+  }
+  const fs::path state = f.root / "full" / "training_state.safetensors";
+  const auto before = file_bytes(state);
+  auto t = Trainer::resume((f.root / "full").string(), 9);
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 4096;  // far below a checkpoint
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string message;
+  try {
+    t->run();  // periodic saves at 6 fail (reported), the final one at 9 throws
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous_handler);
+  EXPECT_NE(message.find("write failed"), std::string::npos) << message;
+  EXPECT_EQ(t->step(), 9) << "training stopped at a failed periodic checkpoint";
+  EXPECT_TRUE(file_bytes(state) == before) << "a failed save damaged the previous checkpoint";
+  for (const auto& e : fs::recursive_directory_iterator(f.root / "full"))
+    EXPECT_NE(e.path().extension(), ".tmp") << "left behind: " << e.path();
+  t->save_checkpoint();  // space is back: the state in memory is still there
+  EXPECT_EQ(Trainer::resume((f.root / "full").string())->step(), 9);
 }
 
 TEST(Trainer, RefusesBadOptionsAndExistingRuns) {
