@@ -50,8 +50,14 @@ Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width,
   d.channels = channels;
   d.images.resize(static_cast<size_t>(d.n * d.image_size()));
   for (int64_t i = 0; i < d.n; ++i) {
-    // read_image names the file in its errors.
-    const Image image = resize_cover_crop(read_image(files[static_cast<size_t>(i)].string(), channels), height, width);
+    const std::string path = files[static_cast<size_t>(i)].string();
+    const Image decoded = read_image(path, channels);  // names the file in its errors
+    Image image;
+    try {
+      image = resize_cover_crop(decoded, height, width);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(path + ": " + e.what());
+    }
     std::memcpy(d.images.data() + i * d.image_size(), image.pixels.data(), image.pixels.size());
   }
   return d;

@@ -2,6 +2,7 @@
 #include "ddpm/image/png.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -146,6 +147,44 @@ void append_bytes(void* context, void* data, int size) {
   out->insert(out->end(), bytes, bytes + size);
 }
 
+// stb_image reads a PNG's chunks in file order and trusts their lengths: an IDAT chunk claiming
+// 2 GB makes it grow its buffer to 2 GB before it finds the data missing (found by fuzz/fuzz_image),
+// and it allocates the whole decompressed image as the header claims it before inflating. This
+// walks the chunks first and returns what is wrong, or "" when the claims fit the file: every
+// chunk's data lies inside the file, and the image's scanlines are no more than deflate's ratio
+// limit (1032:1) can produce from the IDAT data present.
+std::string png_claims_problem(const unsigned char* p, size_t n) {
+  static const unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (n < 8 || std::memcmp(p, kSignature, 8) != 0) return "";  // stb does not take it for a PNG
+  auto be32 = [&](size_t at) {
+    return (uint32_t{p[at]} << 24) | (uint32_t{p[at + 1]} << 16) | (uint32_t{p[at + 2]} << 8) | p[at + 3];
+  };
+  uint64_t idat_bytes = 0, raw_bytes = 0;
+  for (size_t pos = 8; pos + 8 <= n;) {
+    const uint64_t length = be32(pos);
+    const std::string type(reinterpret_cast<const char*>(p + pos + 4), 4);
+    if (length > n - pos - 8) {
+      std::string printable;
+      for (char c : type) printable += std::isalpha(static_cast<unsigned char>(c)) ? c : '?';
+      return "corrupt PNG: chunk '" + printable + "' at byte " + std::to_string(pos) + " claims " +
+             std::to_string(length) + " bytes, but only " + std::to_string(n - pos - 8) + " follow";
+    }
+    if (type == "IHDR" && length == 13 && raw_bytes == 0) {
+      static const int kSamples[7] = {1, 0, 3, 1, 2, 0, 4};  // by colour type
+      const uint64_t w = be32(pos + 8), h = be32(pos + 12), depth = p[pos + 16], colour = p[pos + 17];
+      const uint64_t samples = colour < 7 ? static_cast<uint64_t>(kSamples[colour]) : 0;
+      raw_bytes = h * (1 + (w * samples * depth + 7) / 8);  // w, h < 2^32: no overflow
+    }
+    if (type == "IDAT") idat_bytes += length;
+    if (type == "IEND") break;
+    pos += 12 + length;
+  }
+  if (raw_bytes > 1032 * idat_bytes + 1024)
+    return "corrupt PNG: its header claims " + std::to_string(raw_bytes) + " bytes of scanlines, more than the " +
+           std::to_string(idat_bytes) + " bytes of compressed data can hold";
+  return "";
+}
+
 uint8_t luma(uint8_t r, uint8_t g, uint8_t b) {
   // ITU-R BT.601 weights, rounded (stb's own conversion truncates an integer approximation).
   const float y = 0.299f * r + 0.587f * g + 0.114f * b;
@@ -211,6 +250,8 @@ Image read_image(const std::string& path, int64_t channels) {
   if (int64_t{w} * h > kMaxImagePixels)
     throw std::runtime_error(path + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
                              " pixels is too large (limit " + std::to_string(kMaxImagePixels) + " pixels)");
+  if (const std::string problem = png_claims_problem(bytes.data(), bytes.size()); !problem.empty())
+    throw std::runtime_error(path + ": cannot decode image: " + problem);
   // Decode as 1 (grey, grey + alpha) or 3 (RGB, RGBA) channels: stb drops alpha itself.
   const int decoded = stored <= 2 ? 1 : 3;
   unsigned char* raw = stbi_load_from_memory(bytes.data(), size, &w, &h, &stored, decoded);

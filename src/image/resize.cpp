@@ -24,6 +24,13 @@ Image resize_cover_crop(const Image& image, int64_t height, int64_t width) {
   const int64_t sh = std::max(height, static_cast<int64_t>(std::llround(static_cast<double>(image.height) * scale)));
   const int64_t sw = std::max(width, static_cast<int64_t>(std::llround(static_cast<double>(image.width) * scale)));
 
+  // An image of extreme aspect ratio (1 x 16M pixels, within read_image's limits) would scale to
+  // billions of pixels before the crop: refuse it rather than allocate them.
+  if (static_cast<double>(sh) * static_cast<double>(sw) > static_cast<double>(kMaxImagePixels))
+    throw std::invalid_argument("resize_cover_crop: an image of " + std::to_string(image.height) + "x" +
+                                std::to_string(image.width) + " pixels would have to be scaled to " + std::to_string(sh) +
+                                "x" + std::to_string(sw) + " (over " + std::to_string(kMaxImagePixels) +
+                                " pixels) to cover " + std::to_string(height) + "x" + std::to_string(width));
   std::vector<uint8_t> scaled_pixels;
   const std::vector<uint8_t>* scaled = &image.pixels;
   if (sh != image.height || sw != image.width) {

@@ -93,6 +93,12 @@ TEST(ImageFolder, ErrorsNameTheFolderOrFile) {
   std::ofstream(dir / "bad.jpg", std::ios::binary) << "\xff\xd8\xff garbage that is no JPEG";
   test::expect_error([&] { load_image_folder(dir.string(), 8, 8, 3); }, (dir / "bad.jpg").string(), "cannot decode image");
   test::expect_error([&] { load_image_folder(dir.string(), 8, 8, 4); }, dir.string(), "1 or 3 channels, not 4");
+  // A 1 x 4M line would be scaled to 32 x 134M pixels to cover 32x32: refused, naming the file.
+  const fs::path line_dir = temp_dir("line");
+  const std::vector<uint8_t> line(size_t{1} << 22, 9);
+  write_png((line_dir / "line.png").string(), line.data(), 1, int64_t{1} << 22, 1);
+  test::expect_error([&] { load_image_folder(line_dir.string(), 32, 32, 1); }, (line_dir / "line.png").string(),
+                     "would have to be scaled to 32x134217728");
 }
 
 }  // namespace

@@ -133,6 +133,21 @@ TEST(Png, DecompressionBombsAreRefusedBeforeDecoding) {
   const std::string big = (dir / "big.png").string();
   std::ofstream(big, std::ios::binary) << std::string("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d", 12) + ihdr + "\x00\x00\x00\x00";
   expect_refused(big, "image of 16384x16384 pixels is too large (limit 67108864 pixels)");
+  // Fuzz finding (fuzz_image): an IDAT chunk that claims 2 GiB made stb grow its buffer to 2 GiB
+  // before it found the data missing. Chunks must fit the file...
+  const std::string idat = (dir / "idat.png").string();
+  const std::string small_ihdr = std::string("IHDR\x00\x00\x00\x08\x00\x00\x00\x08\x08\x00\x00\x00\x00", 17);
+  const std::string head = std::string("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d", 12) + small_ihdr + std::string(4, '\0');  // + CRC
+  std::ofstream(idat, std::ios::binary) << head + std::string("\x7f\xff\xff\xf0IDATxyz", 11);
+  expect_refused(idat, "corrupt PNG: chunk 'IDAT' at byte 33 claims 2147483632 bytes, but only 3 follow");
+  // ...and the scanlines the header claims must be producible from the compressed data present
+  // (deflate expands at most 1032:1): 4096 x 4096 grey pixels from 10 bytes cannot be.
+  const std::string ratio = (dir / "ratio.png").string();
+  const std::string grey_ihdr = std::string("IHDR\x00\x00\x10\x00\x00\x00\x10\x00\x08\x00\x00\x00\x00", 17);
+  std::ofstream(ratio, std::ios::binary) << std::string("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d", 12) + grey_ihdr +
+                                                std::string(4, '\0') + std::string("\x00\x00\x00\x0aIDAT", 8) +
+                                                std::string(14, '\0') + std::string("\x00\x00\x00\x00IEND\0\0\0\0", 12);
+  expect_refused(ratio, "claims 16781312 bytes of scanlines, more than the 10 bytes of compressed data can hold");
   // A file over the size limit is refused before it is read (sparse: nothing is written).
   const std::string huge = (dir / "huge.png").string();
   std::ofstream(huge, std::ios::binary) << "x";

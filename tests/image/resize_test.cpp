@@ -44,5 +44,19 @@ TEST(Resize, SameSizeIsACopyAndEnlargingWorks) {
   EXPECT_THROW(resize_cover_crop(in, 0, 8), std::invalid_argument);
 }
 
+// Found by review while fuzzing (docs/RELIABILITY.md): a 1 x 4M image is within read_image's
+// limits, but covering 32x32 would scale it to 32 x 134M pixels before the crop.
+TEST(Resize, ExtremeAspectRatioIsRefusedNotAllocated) {
+  const Image line{1, int64_t{1} << 22, 1, std::vector<uint8_t>(size_t{1} << 22, 7)};
+  try {
+    resize_cover_crop(line, 32, 32);
+    ADD_FAILURE() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("1x4194304 pixels would have to be scaled to 32x134217728"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(resize_cover_crop(line, 1, 64).pixels, std::vector<uint8_t>(64, 7));  // shrinking it is fine
+}
+
 }  // namespace
 }  // namespace ddpm

@@ -49,7 +49,9 @@ void note(size_t bytes) {
 #ifdef DDPM_HEAP_COUNTER_ASAN
 // Under AddressSanitizer (DDPM_SANITIZE) the sanitizer owns malloc: replacing it would hand glibc
 // blocks to ASan's free. Count through ASan's allocation hook instead.
-#include <sanitizer/allocator_interface.h>
+// Declared here: GCC ships no sanitizer/allocator_interface.h, but its libasan exports this.
+extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void*, size_t),
+                                                         void (*free_hook)(const volatile void*));
 
 namespace {
 void on_malloc(const volatile void*, size_t bytes) { note(bytes); }
