@@ -41,9 +41,9 @@ CLI::App* add_diffuse_command(CLI::App& app) {
 }
 
 int run_diffuse_command() {
-  const ModelDir dir = read_model_dir(opt.model);
+  const ModelDir dir = open_model_dir(opt.model);
   const UNet2DConfig& cfg = dir.unet;
-  const Image picture = resize_cover_crop(read_image(opt.image, cfg.in_channels), cfg.sample_height, cfg.sample_width);
+  const Image picture = read_model_image(opt.image, cfg);
   const int64_t per_item = cfg.sample_height * cfg.sample_width * cfg.in_channels;
   const NoiseSchedule schedule(parse_schedule_kind(dir.scheduler.beta_schedule), dir.scheduler.num_train_timesteps,
                                dir.scheduler.beta_start, dir.scheduler.beta_end);

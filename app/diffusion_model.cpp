@@ -1,9 +1,12 @@
 #include "diffusion_model.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <set>
 
 #include "ddpm/diffusion/hybrid_loss.h"
 #include "ddpm/diffusion/noise_rng.h"
+#include "ddpm/image/resize.h"
 
 namespace ddpm::app {
 
@@ -45,8 +48,34 @@ BatchEpsVarianceModel DiffusionModel::batch_eps_variance_model() {
   };
 }
 
-DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision) {
+ModelDir open_model_dir(const std::string& path) {
+  static std::set<std::string> warned;  // a command may read one model directory twice
   ModelDir dir = read_model_dir(path);
+  if (warned.insert(path).second)
+    for (const std::string& line : dir.assumed) std::fprintf(stderr, "warning: %s\n", line.c_str());
+  return dir;
+}
+
+Image read_model_image(const std::string& path, const UNet2DConfig& cfg) {
+  const auto name = [](int64_t c) { return std::string(c == 1 ? "1 channel (grey)" : "3 channels (RGB)"); };
+  Image image = read_image(path);  // as stored: 1 or 3 channels (alpha dropped)
+  if (image.channels != cfg.in_channels) {
+    std::fprintf(stderr, "note: %s has %s but the model takes %s: %s\n", path.c_str(), name(image.channels).c_str(),
+                 name(cfg.in_channels).c_str(),
+                 cfg.in_channels == 1 ? "converted to grey (BT.601 luma)" : "its grey copied into R, G and B");
+    image = read_image(path, cfg.in_channels);
+  }
+  if (image.height != cfg.sample_height || image.width != cfg.sample_width) {
+    std::fprintf(stderr, "note: %s is %lldx%lld; the model takes %lldx%lld: scaled to cover it, centre cropped\n",
+                 path.c_str(), static_cast<long long>(image.width), static_cast<long long>(image.height),
+                 static_cast<long long>(cfg.sample_width), static_cast<long long>(cfg.sample_height));
+    image = resize_cover_crop(image, cfg.sample_height, cfg.sample_width);
+  }
+  return image;
+}
+
+DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision) {
+  ModelDir dir = open_model_dir(path);
   auto net = std::make_unique<UNet2D>(dir.unet, batch, precision, false);
   TensorList list;
   for (const ParamInfo& p : net->parameters()) list.emplace_back(p.name, p.shape);

@@ -12,6 +12,7 @@
 #include "ddpm/diffusion/likelihood.h"
 #include "ddpm/diffusion/sampler.h"
 #include "ddpm/diffusion/schedule.h"
+#include "ddpm/image/png.h"
 #include "ddpm/io/model_dir.h"
 #include "ddpm/kernels/precision.h"
 #include "ddpm/nn/unet.h"
@@ -40,6 +41,14 @@ struct DiffusionModel {
  private:
   void forward(const float* x_t, float* eps, float* v);  // timestep_buffer holds the timesteps
 };
+
+// read_model_dir, printing once per directory what it had to assume (warnings on stderr).
+ModelDir open_model_dir(const std::string& path);
+
+// An image file as the model takes it: converted to the model's channels and resized (cover, then
+// centre crop) to its sample size, with a one-line note on stderr for each change made (a grey
+// image given to an RGB model, or the reverse; a different size).
+Image read_model_image(const std::string& path, const UNet2DConfig& cfg);
 
 // Reads `path` (a diffusers model directory), builds the U-Net for `batch` images and loads its
 // weights. Throws with the path in the message when anything is missing or malformed.

@@ -91,7 +91,7 @@ CLI::App* add_eval_nll_command(CLI::App& eval) {
 int run_eval_nll_command() {
   const auto start = std::chrono::steady_clock::now();
   const Split split = opt.split == "test" ? Split::test : Split::train;
-  const Dataset data = load_training_data(opt.data, read_model_dir(opt.model).unet, split);
+  const Dataset data = load_training_data(opt.data, open_model_dir(opt.model).unet, split);
   if (opt.first >= data.n)
     throw std::invalid_argument("--first " + std::to_string(opt.first) + " is past the end of " + data.name + " (" +
                                 std::to_string(data.n) + " images)");

@@ -33,7 +33,7 @@ struct InvertOptions {
 std::vector<float> input_images(const UNet2DConfig& cfg, int64_t& n) {
   if (!opt.image.empty()) {
     n = 1;
-    const Image picture = resize_cover_crop(read_image(opt.image, cfg.in_channels), cfg.sample_height, cfg.sample_width);
+    const Image picture = read_model_image(opt.image, cfg);
     return to_float(picture.pixels.data(), picture.pixels.size());
   }
   const Dataset data = load_training_data(opt.data, cfg, Split::test);
@@ -64,7 +64,7 @@ CLI::App* add_invert_command(CLI::App& app) {
 }
 
 int run_invert_command() {
-  const UNet2DConfig cfg = read_model_dir(opt.model).unet;
+  const UNet2DConfig cfg = open_model_dir(opt.model).unet;
   int64_t n = 0;
   const std::vector<float> originals = input_images(cfg, n);
   DiffusionModel model = load_diffusion_model(opt.model, n, Precision::fp32);

@@ -37,7 +37,7 @@ CLI::App* add_predict_command(CLI::App& app) {
 }
 
 int run_predict_command() {
-  const ModelDir dir = read_model_dir(opt.model);
+  const ModelDir dir = open_model_dir(opt.model);
   const UNet2DConfig& cfg = dir.unet;
   const NpyArray input = read_npy(opt.input);
   const std::vector<int64_t> want{-1, cfg.in_channels, cfg.sample_height, cfg.sample_width};

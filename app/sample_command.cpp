@@ -78,7 +78,7 @@ CLI::App* add_sample_command(CLI::App& app) {
 int run_sample_command() {
   std::vector<float> init_noise;
   if (!sample.init_noise.empty()) {
-    const ModelDir dir = read_model_dir(sample.model);
+    const ModelDir dir = open_model_dir(sample.model);
     if (sample.n_option->count() == 0) {
       const NpyArray a = read_npy(sample.init_noise);
       if (!a.shape.empty()) sample.n = a.shape[0];
@@ -137,7 +137,7 @@ int run_info_command() {
   std::string what;
   std::optional<SchedulerConfig> scheduler;
   if (!info.model.empty()) {
-    const ModelDir dir = read_model_dir(info.model);
+    const ModelDir dir = open_model_dir(info.model);
     cfg = dir.unet;
     scheduler = dir.scheduler;
     what = info.model;

@@ -8,6 +8,8 @@
 #include <memory>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "ddpm/train/trainer.h"
 #include "progress.h"
 
@@ -18,22 +20,54 @@ namespace {
 TrainOptions options;
 std::string precision = "fp32";
 std::string resume_dir;
-CLI::Option* steps_option = nullptr;  // --resume keeps the run's own total unless --steps is given
 std::optional<bool> random_flip;
 int64_t final_samples = 64;
 std::atomic<bool> interrupted{false};
 
 void on_signal(int) { interrupted = true; }
 
+CLI::App* command = nullptr;
+
+// A resumed run keeps the settings it started with; a flag given with --resume that would change
+// one of them is refused in one line, naming the flag and the run's value. (Periods and --steps
+// may change: they go to Trainer::resume.)
+void refuse_changed_settings(const TrainOptions& run) {
+  const auto text = [](const auto& v) { return nlohmann::json(v).dump(); };
+  const std::pair<const char*, std::pair<std::string, std::string>> fixed[] = {
+      {"--data", {run.data, options.data}},
+      {"--config", {run.config, options.config}},
+      {"--out", {run.out, options.out}},
+      {"--batch", {text(run.batch), text(options.batch)}},
+      {"--lr", {text(run.lr), text(options.lr)}},
+      {"--warmup", {text(run.warmup_steps), text(options.warmup_steps)}},
+      {"--grad-clip", {text(run.grad_clip), text(options.grad_clip)}},
+      {"--ema-decay", {text(run.ema_decay), text(options.ema_decay)}},
+      {"--ema-warmup", {text(run.ema_warmup), text(options.ema_warmup)}},
+      {"--random-flip", {text(run.random_flip), text(random_flip.value_or(run.random_flip))}},
+      {"--beta-schedule", {run.beta_schedule, options.beta_schedule}},
+      {"--num-timesteps", {text(run.num_timesteps), text(options.num_timesteps)}},
+      {"--learn-variance", {text(run.learn_variance), text(options.learn_variance)}},
+      {"--vlb-weight", {text(run.vlb_weight), text(options.vlb_weight)}},
+      {"--seed", {text(run.seed), text(options.seed)}},
+      {"--precision", {precision_name(run.precision), precision}}};
+  for (const auto& [flag, values] : fixed) {
+    const auto& [was, asked] = values;
+    if (command->get_option(flag)->count() == 0 || was == asked) continue;
+    throw std::invalid_argument("--resume " + resume_dir + ": the run trains with " + flag + " " + was + "; " + flag +
+                                " " + asked + " would change it mid-run (a resumed run keeps its settings; start a " +
+                                "new run with --out to change them)");
+  }
+}
+
 }  // namespace
 
 CLI::App* add_train_command(CLI::App& app) {
-  CLI::App* cmd = app.add_subcommand("train", "Train a DDPM (L_simple or improved DDPM's hybrid loss, Adam, EMA) into a run directory");
+  CLI::App* cmd = command = app.add_subcommand("train", "Train a DDPM (L_simple or improved DDPM's hybrid loss, Adam, EMA) into a run directory");
   cmd->add_option("--data", options.data, "fashion-mnist | cifar10:DIR | folder:DIR")->capture_default_str();
   cmd->add_option("--config", options.config, "fmnist-small | fmnist-64 | cifar10-ddpm")->capture_default_str();
   cmd->add_option("--out", options.out, "run directory to create");
   cmd->add_option("--resume", resume_dir, "continue the run in this directory");
-  steps_option = cmd->add_option("--steps", options.steps, "total optimizer steps (with --resume: a new total)")
+  cmd->add_option("--steps", options.steps, "total optimizer steps (with --resume: a new total)")
                      ->capture_default_str();
   cmd->add_option("--batch", options.batch, "batch size")->capture_default_str();
   cmd->add_option("--lr", options.lr, "peak learning rate")->capture_default_str();
@@ -73,7 +107,14 @@ int run_train_command() {
   options.random_flip = random_flip.value_or(options.data.rfind("cifar10:", 0) == 0);
   std::unique_ptr<Trainer> trainer;
   if (!resume_dir.empty()) {
-    trainer = Trainer::resume(resume_dir, steps_option->count() > 0 ? options.steps : 0);
+    const auto given = [](const char* flag, int64_t value) {
+      return command->get_option(flag)->count() ? std::optional<int64_t>(value) : std::nullopt;
+    };
+    trainer = Trainer::resume(resume_dir, {given("--steps", options.steps), given("--save-every", options.save_every),
+                                           given("--sample-every", options.sample_every),
+                                           given("--sample-n", options.sample_n), given("--log-every", options.log_every),
+                                           given("--max-nonfinite-steps", options.max_nonfinite_steps)});
+    refuse_changed_settings(trainer->options());
     std::fprintf(stderr, "resuming %s at step %lld of %lld\n", resume_dir.c_str(),
                  static_cast<long long>(trainer->step()), static_cast<long long>(trainer->options().steps));
   } else {

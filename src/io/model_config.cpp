@@ -303,11 +303,43 @@ void SchedulerConfig::validate() const {
   if (steps_offset < 0) reject("steps_offset", "must not be negative");
 }
 
-SchedulerConfig read_scheduler_config(const std::string& path) {
+SchedulerConfig default_scheduler_config() {
+  SchedulerConfig c;
+  c.variance_type = "fixed_small";  // DDPMScheduler's default; ours (fixed_large) is the paper's CIFAR-10 choice
+  return c;
+}
+
+std::string describe_scheduler(const SchedulerConfig& c) {
+  char betas[96];
+  if (c.beta_schedule == "linear")
+    std::snprintf(betas, sizeof betas, "linear betas %g..%g", c.beta_start, c.beta_end);
+  else
+    std::snprintf(betas, sizeof betas, "%s betas", c.beta_schedule.c_str());
+  char clip[48] = "x0 not clipped";
+  if (c.clip_sample) std::snprintf(clip, sizeof clip, "x0 clipped to ±%g", c.clip_sample_range);
+  return std::to_string(c.num_train_timesteps) + " timesteps, " + betas + ", " + c.variance_type + " variance, " +
+         clip + ", " + c.prediction_type + " prediction, " + c.timestep_spacing + " spacing";
+}
+
+SchedulerConfig read_scheduler_config(const std::string& path, std::vector<std::string>* absent) {
   const json j = io_detail::read_json_object(path);
   const Keys k(j, path);
-  SchedulerConfig c;
-  c.variance_type = "fixed_small";  // DDPMScheduler's default when the key is absent
+  SchedulerConfig c = default_scheduler_config();
+  if (absent) {
+    // The keys that change what sampling computes; the rest (class name, offsets) are cosmetic here.
+    const SchedulerConfig d = c;
+    const std::pair<const char*, std::string> shaping[] = {
+        {"num_train_timesteps", std::to_string(d.num_train_timesteps)},
+        {"beta_schedule", d.beta_schedule},
+        {"beta_start", json(d.beta_start).dump()},
+        {"beta_end", json(d.beta_end).dump()},
+        {"variance_type", d.variance_type},
+        {"clip_sample", d.clip_sample ? "true" : "false"},
+        {"prediction_type", d.prediction_type},
+        {"timestep_spacing", d.timestep_spacing}};
+    for (const auto& [key, value] : shaping)
+      if (!k.find(key)) absent->push_back(std::string(key) + " " + value);
+  }
   k.get("_class_name", c.class_name);
   if (c.class_name != "DDPMScheduler" && c.class_name != "DDIMScheduler")
     k.fail("_class_name", "is \"" + c.class_name + "\"; supported: DDPMScheduler, DDIMScheduler");

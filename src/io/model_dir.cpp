@@ -25,10 +25,13 @@ std::vector<int64_t> dims_of(const Shape& shape) {
   return d;
 }
 
-std::string join_problems(const std::string& path, const std::vector<std::string>& problems) {
-  if (problems.size() == 1) return path + ": " + problems[0];
+// One line when there is one problem (or a headline that explains them all), then the list.
+std::string join_problems(const std::string& path, const std::vector<std::string>& problems,
+                          const std::string& headline = "") {
+  if (problems.size() == 1 && headline.empty()) return path + ": " + problems[0];
   constexpr size_t kMaxListed = 40;
-  std::string msg = path + ": " + std::to_string(problems.size()) + " problems with the U-Net weights:";
+  std::string msg = path + ": " + (headline.empty() ? "" : headline + "\n") + std::to_string(problems.size()) +
+                    " problem" + (problems.size() == 1 ? "" : "s") + " with the U-Net weights:";
   for (size_t i = 0; i < problems.size() && i < kMaxListed; ++i) msg += "\n  " + problems[i];
   if (problems.size() > kMaxListed) msg += "\n  ... and " + std::to_string(problems.size() - kMaxListed) + " more";
   return msg;
@@ -40,6 +43,46 @@ size_t count_non_finite(const float* p, size_t n) {
   for (size_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
   return bad;
 }
+
+// The architecture a set of U-Net tensors implies, read off diffusers' names: enough to say in
+// one line why a checkpoint does not fit a config.
+struct ImpliedArchitecture {
+  int64_t in_channels = -1, out_channels = -1, layers_per_block = 0;
+  std::vector<int64_t> block_out_channels;
+  std::vector<int64_t> attention_levels;
+
+  static ImpliedArchitecture of(const std::map<std::string, std::vector<int64_t>>& tensors) {
+    ImpliedArchitecture a;
+    const auto dims = [&](const std::string& name) -> const std::vector<int64_t>* {
+      const auto it = tensors.find(name);
+      return it == tensors.end() ? nullptr : &it->second;
+    };
+    if (const auto* w = dims("conv_in.weight"); w && w->size() == 4) a.in_channels = (*w)[1];
+    if (const auto* w = dims("conv_out.weight"); w && w->size() == 4) a.out_channels = (*w)[0];
+    for (int64_t level = 0;; ++level) {
+      const std::string prefix = "down_blocks." + std::to_string(level) + ".";
+      const auto* w = dims(prefix + "resnets.0.conv1.weight");
+      if (!w || w->empty()) break;
+      a.block_out_channels.push_back((*w)[0]);
+      if (dims(prefix + "attentions.0.to_q.weight")) a.attention_levels.push_back(level);
+    }
+    while (dims("down_blocks.0.resnets." + std::to_string(a.layers_per_block) + ".conv1.weight")) ++a.layers_per_block;
+    return a;
+  }
+
+  // "block_out_channels [32,64,64], attention at levels [1]" for the fields that differ from `other`.
+  std::string differences(const ImpliedArchitecture& other) const {
+    std::vector<std::string> parts;
+    if (block_out_channels != other.block_out_channels) parts.push_back("block_out_channels " + dims_str(block_out_channels));
+    if (layers_per_block != other.layers_per_block) parts.push_back("layers_per_block " + std::to_string(layers_per_block));
+    if (in_channels != other.in_channels) parts.push_back("in_channels " + std::to_string(in_channels));
+    if (out_channels != other.out_channels) parts.push_back("out_channels " + std::to_string(out_channels));
+    if (attention_levels != other.attention_levels) parts.push_back("attention at levels " + dims_str(attention_levels));
+    std::string out;
+    for (const std::string& p : parts) out += (out.empty() ? "" : ", ") + p;
+    return out;
+  }
+};
 
 }  // namespace
 
@@ -53,11 +96,26 @@ std::string scheduler_config_path(const std::string& model_dir) {
 
 ModelDir read_model_dir(const std::string& model_dir) {
   if (!fs::is_directory(model_dir)) throw std::runtime_error(model_dir + ": not a directory (expected a model directory)");
-  for (const std::string& p : {unet_config_path(model_dir), scheduler_config_path(model_dir)})
-    if (!fs::exists(p)) throw std::runtime_error(p + ": missing (a model directory holds unet/config.json, "
-                                                     "unet/diffusion_pytorch_model.safetensors and "
-                                                     "scheduler/scheduler_config.json)");
-  ModelDir dir{read_unet_config(unet_config_path(model_dir)), read_scheduler_config(scheduler_config_path(model_dir))};
+  const std::string unet_path = unet_config_path(model_dir), scheduler_path = scheduler_config_path(model_dir);
+  if (!fs::exists(unet_path))
+    throw std::runtime_error(unet_path + ": missing (a model directory holds unet/config.json, "
+                                         "unet/diffusion_pytorch_model.safetensors and scheduler/scheduler_config.json)");
+  ModelDir dir;
+  dir.unet = read_unet_config(unet_path);
+  if (fs::exists(scheduler_path)) {
+    std::vector<std::string> absent;
+    dir.scheduler = read_scheduler_config(scheduler_path, &absent);
+    if (!absent.empty()) {
+      std::string defaults;
+      for (const std::string& a : absent) defaults += (defaults.empty() ? "" : ", ") + a;
+      dir.assumed.push_back(scheduler_path + " leaves " + std::to_string(absent.size()) + " setting" +
+                            (absent.size() == 1 ? "" : "s") + " out; assuming DDPMScheduler's defaults: " + defaults);
+    }
+  } else {
+    dir.scheduler = default_scheduler_config();
+    dir.assumed.push_back(scheduler_path + " is missing; assuming DDPMScheduler's defaults: " +
+                          describe_scheduler(dir.scheduler));
+  }
   // The U-Net predicts ε (C channels), and with a learned variance also v (C more channels).
   const bool learned = dir.scheduler.variance_type == "learned_range";
   const int64_t in = dir.unet.in_channels, out = dir.unet.out_channels;
@@ -115,7 +173,18 @@ void load_unet_weights(const std::string& path, const TensorList& expected, floa
       problems.push_back("tensor " + stored(t, name) + " " + dims_str(t.shape) + " is unexpected: " + expected_from +
                          " has no such parameter");
   }
-  if (!problems.empty()) throw std::runtime_error(join_problems(path, problems));
+  if (!problems.empty()) {
+    // Many problems usually mean one cause: weights of another architecture. Say that first.
+    std::map<std::string, std::vector<int64_t>> stored_dims, wanted_dims;
+    for (const SafeTensor& t : file.tensors()) stored_dims[current_unet_tensor_name(t.name)] = t.shape;
+    for (const auto& [name, shape] : expected) wanted_dims[name] = dims_of(shape);
+    const ImpliedArchitecture have = ImpliedArchitecture::of(stored_dims), want = ImpliedArchitecture::of(wanted_dims);
+    std::string headline;
+    if (const std::string diff = have.differences(want); !diff.empty())
+      headline = "these weights belong to a different U-Net: they have " + diff + ", but " + expected_from + " has " +
+                 want.differences(have);
+    throw std::runtime_error(join_problems(path, problems, headline));
+  }
 
   size_t offset = 0;
   for (const auto& [name, shape] : expected) {

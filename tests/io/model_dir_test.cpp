@@ -125,6 +125,35 @@ TEST(ModelDir, MissingFilesAreNamed) {
   }
 }
 
+// A model without scheduler/scheduler_config.json (common in converted checkpoints) loads with
+// DDPMScheduler's defaults, and says which; so does a config that leaves keys out.
+TEST(ModelDir, MissingSchedulerConfigAssumesTheDefaultsAndSaysWhich) {
+  const fs::path dir = temp_dir("no_scheduler");
+  SchedulerConfig sched;
+  sched.variance_type = "fixed_large";
+  sched.num_train_timesteps = 500;
+  const auto weights = test::random_normal(total(kExpected), 4);
+  save_model_dir(dir.string(), named_unet_config("fmnist-small"), sched, kExpected, weights.data());
+  EXPECT_TRUE(read_model_dir(dir.string()).assumed.empty());
+  const std::string path = scheduler_config_path(dir.string());
+  std::ofstream(path) << R"({"_class_name": "DDPMScheduler", "num_train_timesteps": 500, "beta_schedule": "linear",
+    "beta_start": 0.0001, "beta_end": 0.02, "clip_sample": true, "prediction_type": "epsilon",
+    "timestep_spacing": "leading"})";
+  ModelDir m = read_model_dir(dir.string());
+  EXPECT_EQ(m.scheduler.variance_type, "fixed_small");
+  ASSERT_EQ(m.assumed.size(), 1u);
+  EXPECT_NE(m.assumed[0].find("leaves 1 setting out; assuming DDPMScheduler's defaults: variance_type fixed_small"),
+            std::string::npos) << m.assumed[0];
+  fs::remove(path);
+  m = read_model_dir(dir.string());
+  EXPECT_EQ(m.scheduler.num_train_timesteps, 1000);
+  EXPECT_EQ(m.scheduler.variance_type, "fixed_small");
+  ASSERT_EQ(m.assumed.size(), 1u);
+  EXPECT_NE(m.assumed[0].find(path + " is missing; assuming DDPMScheduler's defaults: 1000 timesteps, linear betas "
+                              "0.0001..0.02, fixed_small variance, x0 clipped to ±1, epsilon prediction, leading spacing"),
+            std::string::npos) << m.assumed[0];
+}
+
 TEST(ModelDir, LegacyAttentionNamesLoad) {
   EXPECT_EQ(current_unet_tensor_name("mid_block.attentions.0.query.weight"), "mid_block.attentions.0.to_q.weight");
   EXPECT_EQ(current_unet_tensor_name("down_blocks.1.attentions.0.key.bias"), "down_blocks.1.attentions.0.to_k.bias");

@@ -88,7 +88,7 @@ TEST(Trainer, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
     Trainer part(first);
     part.run();
   }
-  auto resumed = Trainer::resume((f.root / "parts").string(), 6);
+  auto resumed = Trainer::resume((f.root / "parts").string(), {.steps = 6});
   EXPECT_EQ(resumed->step(), 3);
   resumed->run();
   EXPECT_EQ(resumed->step(), 6);
@@ -147,7 +147,7 @@ TEST(Trainer, LearnedVarianceRunResumesLearnsAndExports) {
   Trainer whole(improved("whole", 6));
   whole.run();
   { Trainer(improved("parts", 3)).run(); }
-  auto resumed = Trainer::resume((f.root / "parts").string(), 6);
+  auto resumed = Trainer::resume((f.root / "parts").string(), {.steps = 6});
   resumed->run();
   EXPECT_TRUE(file_bytes(f.root / "whole" / "training_state.safetensors") ==
               file_bytes(f.root / "parts" / "training_state.safetensors"));
@@ -236,7 +236,7 @@ TEST(Trainer, FullDiskKeepsTheCheckpointAndTheStateInMemory) {
   }
   const fs::path state = f.root / "full" / "training_state.safetensors";
   const auto before = file_bytes(state);
-  auto t = Trainer::resume((f.root / "full").string(), 9);
+  auto t = Trainer::resume((f.root / "full").string(), {.steps = 9});
   rlimit old{};
   ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
   const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
@@ -258,6 +258,42 @@ TEST(Trainer, FullDiskKeepsTheCheckpointAndTheStateInMemory) {
     EXPECT_NE(e.path().extension(), ".tmp") << "left behind: " << e.path();
   t->save_checkpoint();  // space is back: the state in memory is still there
   EXPECT_EQ(Trainer::resume((f.root / "full").string())->step(), 9);
+}
+
+// Resuming refuses, in one line, what would silently corrupt a run: data that changed since the
+// run started, and a checkpoint from another model (a state file copied between runs).
+TEST(Trainer, ResumeRefusesChangedDataAndAnotherModelsCheckpoint) {
+  Fixture f;
+  TrainOptions o = f.options("data");
+  o.steps = 3;
+  { Trainer(o).run(); }
+  TrainOptions other = f.options("other");
+  other.steps = 3;
+  UNet2DConfig wider = read_unet_config(f.config_path);
+  wider.block_out_channels = {8, 24};
+  other.config = (f.root / "wider.json").string();
+  write_unet_config(other.config, wider);
+  { Trainer(other).run(); }
+  // Another run's state in this run's directory.
+  fs::copy_file(f.root / "other" / "training_state.safetensors", f.root / "data" / "training_state.safetensors",
+                fs::copy_options::overwrite_existing);
+  test::expect_error([&] { Trainer::resume((f.root / "data").string()); }, "training_state.safetensors holds",
+                     "parameters, but the run's model (config " + f.config_path);
+  // The other run's own state, but one of its images replaced.
+  const std::vector<uint8_t> grey(64, 128);
+  write_png((f.root / "images" / "img3.png").string(), grey.data(), 8, 8, 1);
+  test::expect_error([&] { Trainer::resume((f.root / "other").string()); }, "is not what the run trained on",
+                     "12 images 8x8x1, hash ");
+  // Changes a resume may make: the total and the periods.
+  std::vector<uint8_t> back(64);
+  const auto v = test::random_uniform(64, 103, 0.0f, 255.0f);
+  std::copy(v.begin(), v.end(), back.begin());
+  write_png((f.root / "images" / "img3.png").string(), back.data(), 8, 8, 1);
+  auto resumed = Trainer::resume((f.root / "other").string(), {.steps = 5, .save_every = 1, .log_every = 2});
+  EXPECT_EQ(resumed->options().steps, 5);
+  EXPECT_EQ(resumed->options().save_every, 1);
+  EXPECT_EQ(resumed->options().log_every, 2);
+  EXPECT_EQ(resumed->options().sample_n, other.sample_n);
 }
 
 TEST(Trainer, RefusesBadOptionsAndExistingRuns) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ddpm/nn/unet_config.h"
 
@@ -45,7 +46,15 @@ void write_unet_config(const std::string& path, const UNet2DConfig& config);
 // Reads a scheduler_config.json of class DDPMScheduler or DDIMScheduler; absent keys take
 // DDPMScheduler's defaults (variance_type "fixed_small" included). Rejects what ddpm.cpp cannot
 // reproduce (other beta schedules, variance or prediction types, trained_betas, thresholding).
-SchedulerConfig read_scheduler_config(const std::string& path);
+// `absent`, when given, receives "key value" for each key the file lacks, with the default taken.
+SchedulerConfig read_scheduler_config(const std::string& path, std::vector<std::string>* absent = nullptr);
+
+// DDPMScheduler's defaults, as read_scheduler_config() assumes them for a config without any keys.
+SchedulerConfig default_scheduler_config();
+
+// The scheduler settings that shape sampling, in one line: "1000 timesteps, linear betas
+// 0.0001..0.02, fixed_small variance, x0 clipped to ±1, leading spacing".
+std::string describe_scheduler(const SchedulerConfig& config);
 
 // Writes DDPMScheduler's keys (plus DDIMScheduler's set_alpha_to_one); atomic. Validates first.
 void write_scheduler_config(const std::string& path, const SchedulerConfig& config);

@@ -16,6 +16,9 @@ namespace ddpm {
 struct ModelDir {
   UNet2DConfig unet;
   SchedulerConfig scheduler;
+  // What read_model_dir had to assume, one line each (a missing scheduler config, absent keys);
+  // commands print these as warnings.
+  std::vector<std::string> assumed;
 };
 
 // Parameter names and shapes in the order of the flat parameter buffer.
@@ -25,7 +28,9 @@ std::string unet_config_path(const std::string& model_dir);
 std::string unet_weights_path(const std::string& model_dir);
 std::string scheduler_config_path(const std::string& model_dir);
 
-// Reads both config files (not the weights); throws naming the file.
+// Reads both config files (not the weights); throws naming the file. A missing
+// scheduler/scheduler_config.json is not an error (diffusers' DDPMScheduler defaults are taken,
+// and said in `assumed`): models converted from other code often lack one.
 ModelDir read_model_dir(const std::string& model_dir);
 
 // diffusers' current name for a tensor name as stored in older checkpoints (attention

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "ddpm/kernels/precision.h"
@@ -50,13 +51,20 @@ struct TrainRecord {
   double vlb = 0;  // the batch's L_t in bits/dim (learn_variance only; loss is then the hybrid loss)
 };
 
+// What a resumed run may change: how long it runs and how often it reports. Everything that
+// shapes the training itself (data, model, optimizer, seed, precision) is the run's own.
+struct ResumeChanges {
+  std::optional<int64_t> steps{}, save_every{}, sample_every{}, sample_n{}, log_every{}, max_nonfinite_steps{};
+};
+
 class Trainer {
  public:
   // A new run: validates everything (data, config, options) before creating `out`.
   explicit Trainer(const TrainOptions& options);
-  // Continues the run in `run_dir` from its last complete checkpoint; `steps` > 0 overrides the
-  // total number of steps.
-  static std::unique_ptr<Trainer> resume(const std::string& run_dir, int64_t steps = 0);
+  // Continues the run in `run_dir` from its last complete checkpoint. Refuses, saying why, a
+  // checkpoint whose parameters do not fit the run's model, or data that changed since the run
+  // started (the checkpoint records the data's size and a hash of it).
+  static std::unique_ptr<Trainer> resume(const std::string& run_dir, const ResumeChanges& changes = {});
   ~Trainer();
 
   const TrainOptions& options() const;
