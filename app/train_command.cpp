@@ -48,6 +48,8 @@ void refuse_changed_settings(const TrainOptions& run) {
       {"--num-timesteps", {text(run.num_timesteps), text(options.num_timesteps)}},
       {"--learn-variance", {text(run.learn_variance), text(options.learn_variance)}},
       {"--vlb-weight", {text(run.vlb_weight), text(options.vlb_weight)}},
+      {"--class-conditional", {text(run.class_conditional), text(options.class_conditional)}},
+      {"--label-dropout", {text(run.label_dropout), text(options.label_dropout)}},
       {"--seed", {text(run.seed), text(options.seed)}},
       {"--precision", {precision_name(run.precision), precision}}};
   for (const auto& [flag, values] : fixed) {
@@ -87,6 +89,13 @@ CLI::App* add_train_command(CLI::App& app) {
                 "vlb_weight * T * L_vlb");
   cmd->add_option("--vlb-weight", options.vlb_weight, "lambda of the hybrid loss (with --learn-variance)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_flag("--class-conditional", options.class_conditional,
+                "learn p(x | class) and p(x) in one model for classifier-free guidance (labelled data: fashion-mnist, "
+                "cifar10:DIR)");
+  cmd->add_option("--label-dropout", options.label_dropout,
+                  "with --class-conditional: probability that an image trains as the null class")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--seed", options.seed, "seed of every random draw")->capture_default_str();
   cmd->add_option("--max-nonfinite-steps", options.max_nonfinite_steps,

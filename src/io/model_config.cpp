@@ -217,7 +217,7 @@ UNet2DConfig read_unet_config(const std::string& path) {
 
   // Keys without a UNet2DConfig member: only their default meaning is implemented.
   if (const json* v = k.find("class_embed_type"); v && !v->is_null())
-    k.fail("class_embed_type", "is " + json_type(*v) + "; only null is supported (class conditioning is not implemented yet)");
+    k.fail("class_embed_type", "is " + json_type(*v) + "; only null is supported (num_class_embeds gives a class embedding table)");
   for (const char* key : {"downsample_type", "upsample_type"}) {
     std::string type = "conv";
     k.get(key, type);

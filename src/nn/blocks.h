@@ -196,14 +196,17 @@ class Upsample {
   Buf up_, y_;
 };
 
-// Timesteps + TimestepEmbedding: sinusoid(dim) -> linear_1 -> SiLU -> linear_2; also keeps
-// SiLU(temb), the input of every resnet's time_emb_proj.
+// Timesteps + TimestepEmbedding: sinusoid(dim) -> linear_1 -> SiLU -> linear_2, plus, for a
+// class-conditional U-Net (num_classes > 0), class_embedding.weight[label] (diffusers'
+// num_class_embeds: an nn.Embedding added to the time embedding); also keeps SiLU(temb), the input
+// of every resnet's time_emb_proj.
 class TimeEmbedding {
  public:
   TimeEmbedding(Planner& pl, int64_t batch, int64_t dim, int64_t temb, bool flip_sin_to_cos, float freq_shift,
-                Precision precision);
+                int64_t num_classes, Precision precision);
   void set_weights(const float* params);
-  void forward(const float* params, const float* timesteps);
+  // labels: [batch] in [0, num_classes) when num_classes > 0 (checked by the U-Net), else ignored.
+  void forward(const float* params, const float* timesteps, const int32_t* labels);
   // d_silu_temb: the summed gradient from all resnets.
   void backward(float* grads, const float* d_silu_temb, Scratch& s);
   const float* silu_temb() const { return st_.p; }
@@ -215,6 +218,8 @@ class TimeEmbedding {
   bool flip_;
   float shift_;
   Lin linear_1_, linear_2_;
+  int64_t num_classes_ = 0, class_table_ = 0;  // class_embedding.weight [num_classes, temb]
+  std::vector<int32_t> labels_;                // of the last forward, for the backward
   Buf emb_, e1_, s1_, t_, st_, dst_, dt_;
 };
 

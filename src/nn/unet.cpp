@@ -122,7 +122,8 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
   conv_in = nn::Conv(pl, "conv_in", {batch, H, W, cfg.in_channels, C0, 3, 1, 1, 1}, precision);
   pl.buffer(h0, batch * H * W * C0);
   add_skip(batch * H * W * C0, C0);
-  time = std::make_unique<nn::TimeEmbedding>(pl, batch, C0, T, cfg.flip_sin_to_cos, cfg.freq_shift, precision);
+  time = std::make_unique<nn::TimeEmbedding>(pl, batch, C0, T, cfg.flip_sin_to_cos, cfg.freq_shift, cfg.class_count(),
+                                             precision);
 
   for (int64_t l = 0; l < L; ++l) {
     const std::string prefix = "down_blocks." + std::to_string(l);
@@ -335,7 +336,8 @@ void UNet2D::init_weights(uint64_t seed) {
       std::fill(t, t + n, 0.0f);
     } else if (p.shape.rank() == 1) {  // group-norm scale
       std::fill(t, t + n, 1.0f);
-    } else {
+    } else {  // conv and linear weights, and class_embedding.weight as a linear layer's (not
+              // PyTorch's N(0, 1)): it then starts at the scale of the time embedding it joins
       const int64_t area = p.shape.rank() == 4 ? p.shape[2] * p.shape[3] : 1;
       const double fan_avg = 0.5 * static_cast<double>((p.shape[0] + p.shape[1]) * area);
       const bool near_zero = ends_with(p.name, ".conv2.weight") || ends_with(p.name, ".to_out.0.weight") ||
@@ -351,15 +353,25 @@ void UNet2D::init_weights(uint64_t seed) {
   set_weights();
 }
 
-void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed) {
+void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed,
+                     const int32_t* class_labels) {
   Impl& m = *impl_;
   const float* w = m.params.as<float>();
   const int64_t B = m.batch;
+  if (const int64_t classes = m.cfg.class_count(); classes > 0) {
+    if (!class_labels)
+      throw std::invalid_argument("UNet2D::forward: this U-Net is class-conditional (num_class_embeds " +
+                                  std::to_string(classes) + "): give a class label per image");
+    for (int64_t b = 0; b < B; ++b)
+      if (class_labels[b] < 0 || class_labels[b] >= classes)
+        throw std::invalid_argument("UNet2D::forward: class label " + std::to_string(class_labels[b]) + " of image " +
+                                    std::to_string(b) + " is outside [0, " + std::to_string(classes) + ")");
+  }
   using profile::Kind;
   std::memcpy(m.x.p, x, static_cast<size_t>(m.x.numel) * sizeof(float));
   {
     profile::Scope scope(Kind::block, "time_embedding + conv_in fwd");
-    m.time->forward(w, timesteps);
+    m.time->forward(w, timesteps, class_labels);
     m.conv_in.op->forward(m.x.p, w + m.conv_in.bias, m.h0.p);
   }
   m.skips[0] = m.h0.p;

@@ -57,7 +57,9 @@ void UNet2DConfig::validate() const {
   if (center_input_sample) reject("center_input_sample", "must be false");
   if (resnet_time_scale_shift != "default") reject("resnet_time_scale_shift", "is \"" + resnet_time_scale_shift + "\"; supported: default");
   if (!add_attention) reject("add_attention", "must be true");
-  if (num_class_embeds) reject("num_class_embeds", "must be null (class conditioning is not implemented yet)");
+  if (num_class_embeds && (*num_class_embeds < 2 || *num_class_embeds > kMaxClassEmbeds))
+    reject("num_class_embeds", "is " + std::to_string(*num_class_embeds) + "; must be null or in 2.." +
+                                   std::to_string(kMaxClassEmbeds));
 }
 
 UNet2DConfig named_unet_config(const std::string& name) {

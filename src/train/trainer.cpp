@@ -59,6 +59,7 @@ json options_to_json(const TrainOptions& o) {
   return {{"data", o.data}, {"config", o.config}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr},
           {"warmup_steps", o.warmup_steps}, {"grad_clip", o.grad_clip}, {"ema_decay", o.ema_decay},
           {"ema_warmup", o.ema_warmup}, {"random_flip", o.random_flip}, {"seed", o.seed},
+          {"class_conditional", o.class_conditional}, {"label_dropout", o.label_dropout},
           {"precision", precision_name(o.precision)}, {"num_timesteps", o.num_timesteps},
           {"beta_schedule", o.beta_schedule}, {"beta_start", o.beta_start}, {"beta_end", o.beta_end},
           {"save_every", o.save_every}, {"sample_every", o.sample_every}, {"sample_n", o.sample_n},
@@ -92,6 +93,8 @@ TrainOptions options_from_json(const json& j, const std::string& run_dir) {
   o.learn_variance = j.value("learn_variance", false);  // absent in runs from before improved DDPM
   o.vlb_weight = j.value("vlb_weight", 0.001);
   o.max_nonfinite_steps = j.value("max_nonfinite_steps", int64_t{5});
+  o.class_conditional = j.value("class_conditional", false);
+  o.label_dropout = j.value("label_dropout", 0.1);
   return o;
 }
 
@@ -130,6 +133,38 @@ void validate(const TrainOptions& o) {
   if (o.log_every < 1) bad("--log-every must be at least 1");
   if (!(o.vlb_weight >= 0)) bad("--vlb-weight must be >= 0");
   if (o.max_nonfinite_steps < 1) bad("--max-nonfinite-steps must be at least 1");
+  if (!(o.label_dropout >= 0 && o.label_dropout <= 1)) bad("--label-dropout must be in [0, 1]");
+}
+
+// A class-conditional run: num_class_embeds = classes + 1 (the last row is the null class). A
+// config that already sets it must agree; an unconditional run must not have it.
+void fit_class_embeds(UNet2DConfig& cfg, const TrainOptions& o, const Dataset& data) {
+  if (!o.class_conditional) {
+    if (cfg.num_class_embeds)
+      throw std::invalid_argument("train: config " + o.config + " sets num_class_embeds " +
+                                  std::to_string(*cfg.num_class_embeds) + "; train it with --class-conditional");
+    return;
+  }
+  if (data.num_classes < 2 || data.labels.size() != static_cast<size_t>(data.n))
+    throw std::invalid_argument("train: --class-conditional needs labelled data; " + o.data +
+                                " has no class labels (fashion-mnist and cifar10:DIR have)");
+  const int64_t rows = int64_t{data.num_classes} + 1;
+  if (cfg.num_class_embeds && *cfg.num_class_embeds != rows)
+    throw std::invalid_argument("train: config " + o.config + " sets num_class_embeds " +
+                                std::to_string(*cfg.num_class_embeds) + ", but " + o.data + " has " +
+                                std::to_string(data.num_classes) + " classes (+1 null class: " + std::to_string(rows) + ")");
+  cfg.num_class_embeds = rows;
+}
+
+// Classifier-free guidance's label dropout: whether image b of step `step` trains as the null
+// class. A hash of (seed, step, b), like the batcher's flips: nothing to save, resumes exactly.
+bool drop_label(uint64_t seed, int64_t step, int64_t b, double p) {
+  uint64_t x = (seed ^ 0xC1A55D20ULL) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step) * 0xBF58476D1CE4E5B9ULL +
+               static_cast<uint64_t>(b);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  x ^= x >> 31;
+  return static_cast<double>(x >> 11) * 0x1.0p-53 < p;
 }
 
 // The U-Net predicts ε (in_channels outputs) and, with a learned variance, v (as many again).
@@ -152,9 +187,12 @@ Dataset load_dataset(const std::string& spec, Split split, int64_t height, int64
   } else if (spec.rfind("cifar10:", 0) == 0) {
     data = load_cifar10(spec.substr(8), split);
   } else if (spec == "synthetic") {
-    // Seeded random pixels of the model's size: for benchmarks and smoke tests, no files needed.
+    // Seeded random pixels of the model's size, labelled i mod 10: for benchmarks and smoke tests,
+    // no files needed.
     data.name = "synthetic";
     data.n = 1024, data.height = height, data.width = width, data.channels = channels;
+    data.num_classes = 10;
+    for (int64_t i = 0; i < data.n; ++i) data.labels.push_back(static_cast<int32_t>(i % 10));
     data.images.resize(static_cast<size_t>(data.n * data.image_size()));
     uint64_t state = 0x9E3779B97F4A7C15ULL;
     for (uint8_t& px : data.images) {
@@ -223,6 +261,7 @@ struct Trainer::Impl {
   int64_t per_item = 0;
   std::vector<float> ema, adam_m, adam_v;
   std::vector<float> x0, x_t, noise, eps, d_eps, t_float;
+  std::vector<int32_t> labels;  // the batch's classes (the null class where dropped); -1 when unlabelled
   std::vector<float> out, v, d_v, d_out;  // learn_variance: the 2C-channel output, v and gradients
   std::vector<int64_t> t;
   std::ofstream log;
@@ -235,15 +274,22 @@ struct Trainer::Impl {
   double loss_and_gradients() {
     const int64_t B = opt.batch, n = B * per_item;
     const uint64_t dropout_seed = opt.seed * 1000003ULL + static_cast<uint64_t>(step);  // no state to save
+    const int32_t* class_labels = nullptr;
+    if (opt.class_conditional) {
+      const auto null_class = static_cast<int32_t>(cfg.class_count() - 1);
+      for (int64_t b = 0; b < B; ++b)
+        if (drop_label(opt.seed, step, b, opt.label_dropout)) labels[static_cast<size_t>(b)] = null_class;
+      class_labels = labels.data();
+    }
     if (!opt.learn_variance) {
-      model->forward(x_t.data(), t_float.data(), eps.data(), dropout_seed);
+      model->forward(x_t.data(), t_float.data(), eps.data(), dropout_seed, class_labels);
       const double loss = cpu::mse_forward(eps.data(), noise.data(), n);
       cpu::mse_backward(d_eps.data(), eps.data(), noise.data(), n);
       model->backward(d_eps.data());
       return loss;
     }
     const int64_t pixels = B * cfg.sample_height * cfg.sample_width, C = cfg.in_channels;
-    model->forward(x_t.data(), t_float.data(), out.data(), dropout_seed);
+    model->forward(x_t.data(), t_float.data(), out.data(), dropout_seed, class_labels);
     split_eps_variance(out.data(), eps.data(), v.data(), pixels, C);
     const HybridLoss loss = hybrid_loss(x0.data(), x_t.data(), noise.data(), eps.data(), v.data(), t.data(), B,
                                         per_item, *schedule, opt.vlb_weight, d_eps.data(), d_v.data());
@@ -260,6 +306,7 @@ struct Trainer::Impl {
     fit_output_channels(cfg, opt);
     data = load_training_data(opt.data, cfg, Split::train);
     data_fingerprint = fingerprint(data);
+    fit_class_embeds(cfg, opt, data);
     schedule = std::make_unique<NoiseSchedule>(parse_schedule_kind(opt.beta_schedule), opt.num_timesteps,
                                                opt.beta_start, opt.beta_end);
     batcher = std::make_unique<Batcher>(data, opt.batch, opt.seed, opt.random_flip);
@@ -271,6 +318,7 @@ struct Trainer::Impl {
     if (opt.learn_variance) out.resize(2 * n), v.resize(n), d_v.resize(n), d_out.resize(2 * n);
     t.resize(static_cast<size_t>(opt.batch));
     t_float.resize(static_cast<size_t>(opt.batch));
+    labels.resize(static_cast<size_t>(opt.batch));
     const auto p = static_cast<size_t>(model->parameter_count());
     ema.resize(p), adam_m.assign(p, 0.0f), adam_v.assign(p, 0.0f);
   }
@@ -380,7 +428,7 @@ double Trainer::train_step() {
   const int64_t B = m.opt.batch, P = m.model->parameter_count();
   {
     profile::Scope scope(profile::Kind::block, "batch + noise draw");
-    m.batcher->next(m.x0.data());
+    m.batcher->next(m.x0.data(), m.labels.data());
     draw_training_batch(m.x_t.data(), m.noise.data(), m.t.data(), m.x0.data(), B, m.per_item, *m.schedule, m.rng);
     for (int64_t b = 0; b < B; ++b) m.t_float[static_cast<size_t>(b)] = static_cast<float>(m.t[static_cast<size_t>(b)]);
   }
@@ -456,10 +504,15 @@ void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed
   NoiseRng rng(seed, 0);
   rng.fill_normal(x.data(), static_cast<int64_t>(x.size()));
   std::vector<float> out(m.opt.learn_variance ? x.size() * 2 : 0);
+  // A class-conditional model draws image i as class i mod K (conditional, no guidance).
+  std::vector<int32_t> classes(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    classes[static_cast<size_t>(i)] = m.cfg.num_class_embeds ? static_cast<int32_t>(i % (m.cfg.class_count() - 1)) : 0;
+  const int32_t* class_labels = m.cfg.num_class_embeds ? classes.data() : nullptr;
   const EpsVarianceModel model = [&](const float* x_t, int64_t t, float* eps, float* v) {
     std::fill(tf.begin(), tf.end(), static_cast<float>(t));
-    if (!m.opt.learn_variance) return net.forward(x_t, tf.data(), eps, 0);
-    net.forward(x_t, tf.data(), out.data(), 0);
+    if (!m.opt.learn_variance) return net.forward(x_t, tf.data(), eps, 0, class_labels);
+    net.forward(x_t, tf.data(), out.data(), 0, class_labels);
     split_eps_variance(out.data(), eps, v, n * m.cfg.sample_height * m.cfg.sample_width, m.cfg.in_channels);
   };
   SamplerOptions sampler;  // ancestral DDPM over all T steps, clipped x̂0
@@ -468,6 +521,7 @@ void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed
   const std::vector<uint8_t> pixels = to_uint8(x.data(), x.size());
   int64_t cols = 1;
   while (cols * cols < n) ++cols;
+  if (m.cfg.num_class_embeds && n >= m.cfg.class_count() - 1) cols = m.cfg.class_count() - 1;  // a column per class
   write_png(png_path, make_grid(pixels.data(), n, m.cfg.sample_height, m.cfg.sample_width, m.cfg.in_channels, cols));
 }
 

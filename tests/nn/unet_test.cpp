@@ -60,6 +60,7 @@ UNet2DConfig reference_config(const std::string& name) {
     c.downsample_padding = 1;
     c.flip_sin_to_cos = true;
     c.freq_shift = 0.0f;
+    c.num_class_embeds = 5;
   } else {
     throw std::invalid_argument("no reference config " + name);
   }
@@ -157,7 +158,9 @@ TEST(UNet2D, OutputAndEveryGradientMatchPyTorch) {
     net.set_weights();
     std::vector<float> eps(expected_eps.size(), test::kNaN);
     std::fill(net.grads(), net.grads() + net.parameter_count(), test::kNaN);
-    net.forward(x.data(), t.data(), eps.data(), 7);
+    const auto labels64 = c.i64("labels");
+    const std::vector<int32_t> labels(labels64.begin(), labels64.end());
+    net.forward(x.data(), t.data(), eps.data(), 7, cfg.num_class_embeds ? labels.data() : nullptr);
     const int64_t n_eps = static_cast<int64_t>(eps.size());
     expect_tensor_close(eps.data(), expected_eps.data(), n_eps, max_abs(expected_eps.data(), n_eps), "eps");
     const double eps_err = test::relative_norm_error(eps, expected_eps);
@@ -184,6 +187,38 @@ TEST(UNet2D, OutputAndEveryGradientMatchPyTorch) {
     }
     std::printf("%s: eps relative norm error %.2e; %zu tensors, worst per-tensor relative norm error of a gradient "
                 "(to_k.bias aside) %.2e (%s)\n", c.name.c_str(), eps_err, table.size(), worst, worst_name.c_str());
+  }
+}
+
+// A class-conditional U-Net needs a valid label per image, and the label changes only its image.
+TEST(UNet2D, ClassLabelsAreCheckedAndConditionTheirImageOnly) {
+  const UNet2DConfig cfg = reference_config("rect8x12");  // num_class_embeds 5
+  UNet2D net(cfg, 2, Precision::fp32, false);
+  net.init_weights(3);
+  // Make the table matter at once (init keeps it small, conv_out near zero).
+  const ParamInfo& table = net.parameter("class_embedding.weight");
+  const auto big = test::random_normal(static_cast<size_t>(table.shape.numel()), 5);
+  std::copy(big.begin(), big.end(), net.params() + table.offset);
+  const ParamInfo& out = net.parameter("conv_out.weight");
+  const auto w = test::random_normal(static_cast<size_t>(out.shape.numel()), 6, 0.1f);
+  std::copy(w.begin(), w.end(), net.params() + out.offset);
+  net.set_weights();
+  const size_t per = 8 * 12 * 3, per_out = 8 * 12 * 2;
+  const auto x = test::random_normal(2 * per, 7);
+  const std::vector<float> t{10.0f, 10.0f};
+  std::vector<float> a(2 * per_out), b(2 * per_out);
+  const std::vector<int32_t> first{0, 1}, second{4, 1};
+  net.forward(x.data(), t.data(), a.data(), 0, first.data());
+  net.forward(x.data(), t.data(), b.data(), 0, second.data());
+  EXPECT_FALSE(std::equal(a.begin(), a.begin() + per_out, b.begin())) << "the class did not change image 0";
+  EXPECT_TRUE(std::equal(a.begin() + per_out, a.end(), b.begin() + per_out)) << "image 1 changed with image 0's class";
+  EXPECT_THROW(net.forward(x.data(), t.data(), a.data(), 0), std::invalid_argument);
+  const std::vector<int32_t> bad{0, 5};
+  try {
+    net.forward(x.data(), t.data(), a.data(), 0, bad.data());
+    ADD_FAILURE() << "label 5 of 5 classes accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("class label 5 of image 1 is outside [0, 5)"), std::string::npos) << e.what();
   }
 }
 

@@ -260,6 +260,33 @@ TEST(Trainer, FullDiskKeepsTheCheckpointAndTheStateInMemory) {
   EXPECT_EQ(Trainer::resume((f.root / "full").string())->step(), 9);
 }
 
+// Classifier-free guidance training: the U-Net gets num_class_embeds = classes + 1, labels are
+// dropped to the null class by a stateless hash (so resuming stays bit-identical), and the
+// exported model carries the table. Unlabelled data is refused.
+TEST(Trainer, ClassConditionalRunResumesExactlyAndExportsTheClassTable) {
+  Fixture f;
+  TrainOptions o = f.options("cond");
+  o.data = "synthetic";  // labelled i mod 10
+  o.class_conditional = true;
+  o.label_dropout = 0.5;
+  Trainer whole(o);
+  whole.run();
+  TrainOptions first = o;
+  first.out = (f.root / "cond_parts").string();
+  first.steps = 3;
+  { Trainer(first).run(); }
+  auto resumed = Trainer::resume(first.out, {.steps = 6});
+  resumed->run();
+  EXPECT_TRUE(std::equal(whole.params(), whole.params() + whole.parameter_count(), resumed->params()));
+  const ModelDir model = read_model_dir((f.root / "cond" / "model").string());
+  EXPECT_EQ(model.unet.num_class_embeds, 11);
+  UNet2D net(model.unet, 1, Precision::fp32, false);
+  EXPECT_EQ(net.parameter("class_embedding.weight").shape, (Shape{11, 32}));
+  TrainOptions folder = f.options("cond_folder");
+  folder.class_conditional = true;
+  test::expect_error([&] { Trainer{folder}; }, f.data_spec, "--class-conditional needs labelled data");
+}
+
 // Resuming refuses, in one line, what would silently corrupt a run: data that changed since the
 // run started, and a checkpoint from another model (a state file copied between runs).
 TEST(Trainer, ResumeRefusesChangedDataAndAnotherModelsCheckpoint) {

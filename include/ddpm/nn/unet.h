@@ -64,8 +64,11 @@ class UNet2D {
 
   // x: [batch, H, W, in_channels] NHWC fp32; timesteps: [batch] (float, integer-valued in DDPM);
   // eps: [batch, H, W, out_channels]. Dropout (config.dropout, only when training) draws its mask
-  // from dropout_seed, a different stream per resnet block.
-  void forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed);
+  // from dropout_seed, a different stream per resnet block. class_labels: [batch] in
+  // [0, num_class_embeds) for a class-conditional U-Net (std::invalid_argument when missing or out
+  // of range), ignored otherwise.
+  void forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed,
+               const int32_t* class_labels = nullptr);
   // Gradients of sum(d_eps * eps) for the last forward() with respect to every parameter, written
   // (not accumulated) into grads().
   void backward(const float* d_eps);

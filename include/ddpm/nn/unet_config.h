@@ -9,6 +9,8 @@
 
 namespace ddpm {
 
+inline constexpr int64_t kMaxClassEmbeds = 100000;
+
 struct UNet2DConfig {
   int64_t sample_height = 32;  // config.json "sample_size": an int, or [height, width]
   int64_t sample_width = 32;
@@ -34,10 +36,14 @@ struct UNet2DConfig {
   bool center_input_sample = false;
   std::string resnet_time_scale_shift = "default";
   bool add_attention = true;
+  // Class-conditional: an embedding table of this many rows added to the time embedding
+  // (diffusers' class_embed_type null + num_class_embeds). ddpm.cpp trains it with the last row as
+  // the null class of classifier-free guidance, so a dataset of K classes gives K + 1.
   std::optional<int64_t> num_class_embeds;
 
   int64_t levels() const { return static_cast<int64_t>(block_out_channels.size()); }
   int64_t time_embedding_dim() const { return 4 * block_out_channels.at(0); }
+  int64_t class_count() const { return num_class_embeds.value_or(0); }  // 0: unconditional
   bool level_has_attention(int64_t level) const;  // from down_block_types
   // Throws std::invalid_argument naming the key and the accepted values for anything this
   // implementation does not support (so an unsupported checkpoint never half-loads).

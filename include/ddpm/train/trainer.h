@@ -35,6 +35,11 @@ struct TrainOptions {
   // L_simple + vlb_weight·T·L_t; the exported scheduler says variance_type "learned_range".
   bool learn_variance = false;
   double vlb_weight = 0.001;  // λ (IDDPM)
+  // Class-conditional training for classifier-free guidance: the U-Net gets a class embedding of
+  // num_classes + 1 rows (the last is the null class) and each image's label is replaced by the
+  // null class with probability label_dropout, so one model is conditional and unconditional.
+  bool class_conditional = false;
+  double label_dropout = 0.1;
   int64_t save_every = 500;     // checkpoint period in steps (and at exit)
   int64_t sample_every = 0;     // 0: only at the end
   int64_t sample_n = 16;

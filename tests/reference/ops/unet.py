@@ -23,10 +23,11 @@ CONFIGS = {
                  down=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
                  up=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), pad=0, flip=False, shift=1.0, batch=2,
                  t=[3.0, 811.0]),
-    # Non-square, two resnets per down block, attention at both ends, padding 1, flipped sin/cos.
+    # Non-square, two resnets per down block, attention at both ends, padding 1, flipped sin/cos;
+    # class-conditional (num_class_embeds 5; two images of class 2 test the table's summed gradient).
     "rect8x12": dict(H=8, W=12, cin=3, cout=2, ch=(8, 16), layers=2, groups=4, eps=1e-5,
                      down=("AttnDownBlock2D", "DownBlock2D"), up=("UpBlock2D", "AttnUpBlock2D"), pad=1,
-                     flip=True, shift=0.0, batch=2, t=[999.0, 0.0]),
+                     flip=True, shift=0.0, batch=3, t=[999.0, 0.0, 500.0], classes=5, labels=[2, 0, 2]),
 }
 
 
@@ -62,6 +63,8 @@ def param_shapes(c):
     conv("conv_in", ch[0], c["cin"])
     lin("time_embedding.linear_1", T, ch[0])
     lin("time_embedding.linear_2", T, T)
+    if c.get("classes"):
+        out.append(("class_embedding.weight", (c["classes"], T)))
     for l in range(L):
         p, o, i = f"down_blocks.{l}", ch[l], ch[max(l - 1, 0)]
         if c["down"][l] == "AttnDownBlock2D":
@@ -150,6 +153,8 @@ def unet(c, P, x, t):
     L = len(c["ch"])
     temb = timestep_embedding(t, c["ch"][0], c["flip"], c["shift"])
     temb = lin("time_embedding.linear_2", F.silu(lin("time_embedding.linear_1", temb)))
+    if c.get("classes"):  # diffusers: emb = emb + class_embedding(class_labels)
+        temb = temb + P["class_embedding.weight"][torch.tensor(c["labels"])]
     h = conv("conv_in", x)
     skips = [h]
     for l in range(L):
@@ -213,7 +218,8 @@ def cases():
         config = np.array([c["H"], c["W"], c["cin"], c["cout"], c["layers"], c["groups"], c["pad"],
                            int(c["flip"]), c["shift"], c["eps"], b], dtype=np.float64)
         arrays = {"x": x, "timesteps": t, "params": flat(P.values()), "d_eps": d_eps, "eps": eps,
-                  "dparams": flat(dparams), "names": names, "shapes": shapes, "config": config}
+                  "dparams": flat(dparams), "names": names, "shapes": shapes, "config": config,
+                  "labels": np.array(c.get("labels", [-1] * b), dtype=np.int64)}
         if name == "sq28":
             # Five Adam steps (lr 1e-3, torch defaults otherwise) on MSE(eps, noise); losses[k] is
             # the loss before step k+1, losses[5] the loss after the fifth step.
