@@ -16,11 +16,42 @@ int64_t DiffusionModel::per_item() const {
 }
 
 void DiffusionModel::forward(const float* x_t, float* eps, float* v) {
-  if (variance != Variance::learned_range) return net->forward(x_t, timestep_buffer.data(), eps, 0);
   const UNet2DConfig& cfg = dir.unet;
-  output_buffer.resize(static_cast<size_t>(2 * batch() * per_item()));
-  net->forward(x_t, timestep_buffer.data(), output_buffer.data(), 0);
-  split_eps_variance(output_buffer.data(), eps, v, batch() * cfg.sample_height * cfg.sample_width, cfg.in_channels);
+  const int64_t B = batch(), n = B * per_item(), pixels = B * cfg.sample_height * cfg.sample_width;
+  const int64_t C = cfg.in_channels;
+  const bool learned = variance == Variance::learned_range;
+  const int32_t* labels = cfg.num_class_embeds ? classes.data() : nullptr;
+  if (!guided()) {
+    if (!learned) return net->forward(x_t, timestep_buffer.data(), eps, 0, labels);
+    output_buffer.resize(static_cast<size_t>(2 * n));
+    net->forward(x_t, timestep_buffer.data(), output_buffer.data(), 0, labels);
+    split_eps_variance(output_buffer.data(), eps, v, pixels, C);
+    return;
+  }
+  // One U-Net call on [x_t with its classes; x_t with the null class].
+  const auto null_class = static_cast<int32_t>(cfg.class_count() - 1);
+  guided_x.resize(static_cast<size_t>(2 * n));
+  std::copy_n(x_t, n, guided_x.begin());
+  std::copy_n(x_t, n, guided_x.begin() + n);
+  guided_t.resize(static_cast<size_t>(2 * B));
+  std::copy(timestep_buffer.begin(), timestep_buffer.end(), guided_t.begin());
+  std::copy(timestep_buffer.begin(), timestep_buffer.end(), guided_t.begin() + B);
+  guided_labels.assign(static_cast<size_t>(2 * B), null_class);
+  std::copy(classes.begin(), classes.end(), guided_labels.begin());
+  const int64_t out_per_half = n * (learned ? 2 : 1);
+  guided_out.resize(static_cast<size_t>(2 * out_per_half));
+  net->forward(guided_x.data(), guided_t.data(), guided_out.data(), 0, guided_labels.data());
+  const float* uncond = guided_out.data() + out_per_half;
+  if (learned) {
+    guided_eps.resize(static_cast<size_t>(2 * n));  // the unconditional ε, then its unused v
+    split_eps_variance(guided_out.data(), eps, v, pixels, C);
+    split_eps_variance(uncond, guided_eps.data(), guided_eps.data() + n, pixels, C);
+    uncond = guided_eps.data();
+  } else {
+    std::copy_n(guided_out.data(), n, eps);
+  }
+  const auto w = static_cast<float>(guidance);
+  for (int64_t i = 0; i < n; ++i) eps[i] = uncond[i] + w * (eps[i] - uncond[i]);
 }
 
 EpsModel DiffusionModel::eps_model() {
@@ -74,9 +105,10 @@ Image read_model_image(const std::string& path, const UNet2DConfig& cfg) {
   return image;
 }
 
-DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision) {
+DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision, double guidance) {
   ModelDir dir = open_model_dir(path);
-  auto net = std::make_unique<UNet2D>(dir.unet, batch, precision, false);
+  const bool guided = dir.unet.num_class_embeds && guidance != 1.0;
+  auto net = std::make_unique<UNet2D>(dir.unet, guided ? 2 * batch : batch, precision, false);
   TensorList list;
   for (const ParamInfo& p : net->parameters()) list.emplace_back(p.name, p.shape);
   load_model_dir_weights(path, dir.unet, list, net->params());
@@ -85,7 +117,12 @@ DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Prec
   NoiseSchedule schedule(parse_schedule_kind(s.beta_schedule), s.num_train_timesteps, s.beta_start, s.beta_end);
   const Variance variance = parse_variance(s.variance_type);
   const bool clip = s.clip_sample;
-  return DiffusionModel{std::move(dir), std::move(net), std::move(schedule), variance, clip, {}, {}, {}};
+  DiffusionModel model{std::move(dir), std::move(net), std::move(schedule), variance, clip};
+  model.images_per_call = batch;
+  model.guidance = guidance;
+  if (model.dir.unet.num_class_embeds)
+    model.classes.assign(static_cast<size_t>(batch), static_cast<int32_t>(model.dir.unet.class_count() - 1));
+  return model;
 }
 
 int64_t generation_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler) {
@@ -95,6 +132,11 @@ int64_t generation_calls(const DiffusionModel& model, int64_t n, const SamplerOp
 
 void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const SamplerOptions& sampler, float* out,
                      const SampleProgress& progress, const float* init_noise) {
+  generate_images(model, n, seed, sampler, out, progress, init_noise, nullptr);
+}
+
+void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const SamplerOptions& sampler, float* out,
+                     const SampleProgress& progress, const float* init_noise, const int32_t* classes) {
   const int64_t batch = model.batch(), per_item = model.per_item();
   const int64_t per_batch = generation_calls(model, batch, sampler), total = generation_calls(model, n, sampler);
   std::vector<float> x(static_cast<size_t>(batch * per_item));
@@ -103,6 +145,10 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
   int64_t done = 0;
   for (int64_t first = 0; first < n; first += batch) {
     const int64_t count = std::min(batch, n - first);
+    if (classes && !model.classes.empty()) {  // a short last batch keeps the null class in its padding
+      std::fill(model.classes.begin(), model.classes.end(), static_cast<int32_t>(model.dir.unet.class_count() - 1));
+      std::copy_n(classes + first, count, model.classes.begin());
+    }
     if (init_noise) {  // a short last batch is padded with zeros, which are sampled and dropped
       std::fill(x.begin(), x.end(), 0.0f);
       std::copy_n(init_noise + first * per_item, count * per_item, x.begin());

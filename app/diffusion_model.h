@@ -25,8 +25,15 @@ struct DiffusionModel {
   NoiseSchedule schedule;
   Variance variance;  // learned_range: the U-Net's last C output channels are v
   bool clip_x0;       // the scheduler config's clip_sample
+  int64_t images_per_call = 0;
+  // Classifier-free guidance scale W. On a class-conditional model with W != 1 the U-Net runs on
+  // 2 x batch images per call: the batch with its classes, then with the null class, and
+  // eps = eps_uncond + W (eps_cond - eps_uncond) (v, for learned_range, from the conditional half).
+  double guidance = 1.0;
+  std::vector<int32_t> classes{};  // [batch]: each image's class (class-conditional models; null by default)
 
-  int64_t batch() const { return net->batch(); }
+  int64_t batch() const { return images_per_call; }
+  bool guided() const { return dir.unet.num_class_embeds && guidance != 1.0; }
   int64_t per_item() const;  // values of one image: H·W·C
   // ε_θ (and v, for learned_range; otherwise v is left alone) at one timestep for the whole
   // batch, and at a timestep per item; eps_model drops v.
@@ -34,9 +41,11 @@ struct DiffusionModel {
   EpsVarianceModel eps_variance_model();
   BatchEpsVarianceModel batch_eps_variance_model();
 
-  std::vector<float> timestep_buffer;  // [batch] timesteps as the U-Net takes them (float)
-  std::vector<float> output_buffer;    // [batch, H, W, 2C] for learned_range, split into ε and v
-  std::vector<float> unused_v;         // eps_model's v of a learned_range model
+  std::vector<float> timestep_buffer{};  // [batch] timesteps as the U-Net takes them (float)
+  std::vector<float> output_buffer{};  // [batch, H, W, 2C] for learned_range, split into ε and v
+  std::vector<float> unused_v{};       // eps_model's v of a learned_range model
+  std::vector<float> guided_x{}, guided_t{}, guided_out{}, guided_eps{};  // the doubled batch of a guided call
+  std::vector<int32_t> guided_labels{};
 
  private:
   void forward(const float* x_t, float* eps, float* v);  // timestep_buffer holds the timesteps
@@ -50,9 +59,11 @@ ModelDir open_model_dir(const std::string& path);
 // image given to an RGB model, or the reverse; a different size).
 Image read_model_image(const std::string& path, const UNet2DConfig& cfg);
 
-// Reads `path` (a diffusers model directory), builds the U-Net for `batch` images and loads its
-// weights. Throws with the path in the message when anything is missing or malformed.
-DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision);
+// Reads `path` (a diffusers model directory), builds the U-Net for `batch` images (2 x batch
+// when guided) and loads its weights. Throws with the path in the message when anything is
+// missing or malformed.
+DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision,
+                                    double guidance = 1.0);
 
 // n images into out [n, per_item] (values in [−1, 1]) with the given sampler, in batches of the
 // model's batch size. For each batch, x_T and then every stochastic step's noise come from one
@@ -61,6 +72,11 @@ DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Prec
 // stream gives only the steps' noise. progress(done, total) counts U-Net calls.
 void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const SamplerOptions& sampler, float* out,
                      const SampleProgress& progress = {}, const float* init_noise = nullptr);
+
+// generate_images for a class-conditional model: classes [n] (image_classes()) set each image's
+// class, batch by batch.
+void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const SamplerOptions& sampler, float* out,
+                     const SampleProgress& progress, const float* init_noise, const int32_t* classes);
 
 // U-Net calls that generate_images makes for n images.
 int64_t generation_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler);

@@ -14,6 +14,7 @@
 #include "ddpm/io/model_dir.h"
 #include "ddpm/io/npy.h"
 #include "ddpm/nn/unet.h"
+#include "class_flags.h"
 #include "diffusion_model.h"
 #include "progress.h"
 #include "sampler_flags.h"
@@ -29,6 +30,7 @@ struct SampleOptions {
   int64_t n = 16, batch = 0, cols = 0;
   uint64_t seed = 0;
   SamplerFlags sampler;
+  ClassFlags classes;
   CLI::Option* n_option = nullptr;
 } sample;
 
@@ -65,6 +67,7 @@ CLI::App* add_sample_command(CLI::App& app) {
                         ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", sample.seed, "seed of x_T and of every step's noise")->capture_default_str();
   add_sampler_flags(cmd, sample.sampler);
+  add_class_flags(cmd, sample.classes);
   cmd->add_option("--init-noise", sample.init_noise, "start from this x_T: NPY float32 [N, C, H, W]");
   cmd->add_option("--out", sample.out, "PNG grid to write")->capture_default_str();
   cmd->add_option("--out-dir", sample.out_dir, "also write one PNG per image into this directory");
@@ -85,22 +88,31 @@ int run_sample_command() {
     }
     init_noise = read_init_noise(sample.init_noise, sample.n, dir.unet);
   }
+  const ModelDir dir = open_model_dir(sample.model);
+  int64_t cols = sample.cols;
+  if (sample.classes.klass == "all" && dir.unet.num_class_embeds) {  // --n per class, a row each
+    if (sample.n_option->count() == 0) sample.n = 8;
+    if (cols <= 0) cols = sample.n;
+    sample.n *= dir.unet.class_count() - 1;
+  }
+  const std::vector<int32_t> classes = image_classes(sample.classes, dir.unet, sample.n);
   const int64_t batch = sample.batch > 0 ? std::min(sample.batch, sample.n) : sample.n;
-  DiffusionModel model = load_diffusion_model(sample.model, batch, parse_precision(sample.precision));
+  DiffusionModel model = load_diffusion_model(sample.model, batch, parse_precision(sample.precision),
+                                              guidance_scale(sample.classes, dir.unet));
   const UNet2DConfig& cfg = model.dir.unet;
   const SamplerOptions sampler = sampler_options(sample.sampler, model.dir.scheduler);
   const int64_t per_item = model.per_item();
   std::vector<float> images(static_cast<size_t>(sample.n * per_item));
-  std::fprintf(stderr, "sampling %lld images: %s\n", static_cast<long long>(sample.n),
-               describe_sampler(sampler, model.schedule.num_timesteps()).c_str());
+  std::fprintf(stderr, "sampling %lld images: %s%s\n", static_cast<long long>(sample.n),
+               describe_sampler(sampler, model.schedule.num_timesteps()).c_str(),
+               describe_classes(sample.classes, cfg).c_str());
   ProgressBar bar("sample", generation_calls(model, sample.n, sampler), "step");
   generate_images(model, sample.n, sample.seed, sampler, images.data(), [&](int64_t done, int64_t) { bar.update(done); },
-                  init_noise.empty() ? nullptr : init_noise.data());
+                  init_noise.empty() ? nullptr : init_noise.data(), classes.empty() ? nullptr : classes.data());
   bar.finish();
   std::vector<uint8_t> pixels(images.size());
   to_uint8(images.data(), images.size(), pixels.data());
 
-  int64_t cols = sample.cols;
   if (cols <= 0)
     while (cols * cols < sample.n) ++cols;
   write_png(sample.out, make_grid(pixels.data(), sample.n, cfg.sample_height, cfg.sample_width, cfg.in_channels, cols));
