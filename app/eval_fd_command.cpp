@@ -19,6 +19,7 @@
 #include "ddpm/io/npy.h"
 #include "ddpm/nn/classifier.h"
 #include "ddpm/train/trainer.h"
+#include "class_flags.h"
 #include "diffusion_model.h"
 #include "eval_command.h"
 #include "progress.h"
@@ -32,6 +33,8 @@ struct FdOptions {
   std::string model, samples, classifier = "models/fmnist-classifier", data = "fashion-mnist", save_samples,
       precision = "fp32";
   SamplerFlags sampler;
+  ClassFlags classes;
+  std::vector<int32_t> requested;   // the class asked of each generated image (class-conditional)
   std::string sampler_description;  // set when generating
   int64_t n = 10000, batch = 250;
   uint64_t seed = 0;
@@ -44,6 +47,7 @@ struct SetScore {
   int64_t count = 0;
   double fd = 0, score = 0, entropy = 0;
   std::vector<int64_t> histogram;
+  std::vector<int32_t> predicted{};  // the classifier's class of each image
 };
 
 class Scorer {
@@ -60,6 +64,10 @@ class Scorer {
                classifier_score(probabilities.data(), n, c.num_classes), 0,
                class_histogram(probabilities.data(), n, c.num_classes)};
     s.entropy = histogram_entropy(s.histogram);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* p = probabilities.data() + i * c.num_classes;
+      s.predicted.push_back(static_cast<int32_t>(std::max_element(p, p + c.num_classes) - p));
+    }
     return s;
   }
 
@@ -112,7 +120,10 @@ std::vector<float> read_sample_npy(const std::string& path, const ClassifierConf
 }
 
 std::vector<float> generate_samples(const ClassifierConfig& c) {
-  DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, opt.n), parse_precision(opt.precision));
+  const ModelDir dir = open_model_dir(opt.model);
+  opt.requested = image_classes(opt.classes, dir.unet, opt.n);
+  DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, opt.n), parse_precision(opt.precision),
+                                              guidance_scale(opt.classes, dir.unet));
   const UNet2DConfig& u = model.dir.unet;
   if (u.sample_height != c.height || u.sample_width != c.width || u.in_channels != c.channels)
     throw std::invalid_argument(opt.model + " makes " + std::to_string(u.sample_height) + "x" +
@@ -120,11 +131,12 @@ std::vector<float> generate_samples(const ClassifierConfig& c) {
                                 " images, but the classifier " + opt.classifier + " takes " + std::to_string(c.height) +
                                 "x" + std::to_string(c.width) + "x" + std::to_string(c.channels));
   const SamplerOptions sampler = sampler_options(opt.sampler, model.dir.scheduler);
-  opt.sampler_description = describe_sampler(sampler, model.schedule.num_timesteps());
+  opt.sampler_description = describe_sampler(sampler, model.schedule.num_timesteps()) + describe_classes(opt.classes, u);
   std::vector<float> images(static_cast<size_t>(opt.n * model.per_item()));
   std::fprintf(stderr, "generating %lld images: %s\n", static_cast<long long>(opt.n), opt.sampler_description.c_str());
   ProgressBar bar("generate", generation_calls(model, opt.n, sampler), "step");
-  generate_images(model, opt.n, opt.seed, sampler, images.data(), [&](int64_t d, int64_t) { bar.update(d); });
+  generate_images(model, opt.n, opt.seed, sampler, images.data(), [&](int64_t d, int64_t) { bar.update(d); }, nullptr,
+                  opt.requested.empty() ? nullptr : opt.requested.data());
   bar.finish();
   // Scored as saved: rounded to 8-bit pixels.
   const std::vector<uint8_t> pixels = to_uint8(images.data(), images.size());
@@ -160,6 +172,7 @@ CLI::App* add_eval_fd_command(CLI::App& eval) {
   cmd->add_option("--batch", opt.batch, "images per U-Net call")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--seed", opt.seed, "seed of the samples")->capture_default_str();
   add_sampler_flags(cmd, opt.sampler);
+  add_class_flags(cmd, opt.classes);
   cmd->add_option("--precision", opt.precision, "fp32 | bf16")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   cmd->add_option("--save-samples", opt.save_samples, "also write the generated images as NPY (0..255, NHWC)");
   cmd->add_option("--classifier", opt.classifier, "classifier model directory (ddpm train-classifier)")->capture_default_str();
@@ -223,6 +236,31 @@ int run_eval_fd_command() {
       std::printf(" %lld: %lld%s", static_cast<long long>(k), static_cast<long long>(result.histogram[k]),
                   k + 1 < c.num_classes ? "," : "\n");
   }
+  // Class-conditional samples: how often the classifier sees the class that was asked for.
+  std::vector<double> accuracy;
+  if (!opt.classes.klass.empty() && !opt.requested.empty()) {
+    std::vector<int64_t> asked(static_cast<size_t>(c.num_classes)), hit(static_cast<size_t>(c.num_classes));
+    for (size_t i = 0; i < opt.requested.size(); ++i) {
+      const auto k = static_cast<size_t>(opt.requested[i]);
+      if (k >= asked.size()) continue;  // more model classes than the classifier knows
+      ++asked[k];
+      hit[k] += result.predicted[i] == opt.requested[i];
+    }
+    std::printf("  requested class recognised by the classifier (%s):\n", what.c_str());
+    int64_t all_asked = 0, all_hit = 0;
+    for (int64_t k = 0; k < c.num_classes; ++k) {
+      const auto a = asked[static_cast<size_t>(k)], h = hit[static_cast<size_t>(k)];
+      accuracy.push_back(a ? static_cast<double>(h) / static_cast<double>(a) : -1.0);
+      if (!a) continue;
+      all_asked += a, all_hit += h;
+      const std::string name = c.num_classes == 10 && opt.data == "fashion-mnist" ? kFashionMnistClasses[k]
+                                                                                   : std::to_string(k);
+      std::printf("    %-12s %5lld / %5lld  %.3f\n", name.c_str(), static_cast<long long>(h), static_cast<long long>(a),
+                  accuracy.back());
+    }
+    std::printf("    %-12s %5lld / %5lld  %.3f\n", "all", static_cast<long long>(all_hit),
+                static_cast<long long>(all_asked), all_asked ? static_cast<double>(all_hit) / static_cast<double>(all_asked) : 0.0);
+  }
   if (opt.json) {
     nlohmann::json refs = nlohmann::json::array();
     for (const SetScore& r : references) refs.push_back(as_json(r));
@@ -231,6 +269,7 @@ int run_eval_fd_command() {
     j["classifier"] = opt.classifier;
     j["sampler"] = opt.samples.empty() ? opt.sampler_description : "";
     j["references"] = refs;
+    if (!accuracy.empty()) j["class_accuracy"] = accuracy, j["guidance"] = opt.classes.guidance;
     j["seconds"] = seconds;
     std::printf("%s\n", j.dump().c_str());
   }
