@@ -1,6 +1,7 @@
 // Dispatch from SamplerOptions to the sampler files.
 #include "ddpm/diffusion/sampler.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "ddpm/diffusion/ddim_sampler.h"
@@ -27,7 +28,14 @@ const char* sampler_kind_name(SamplerKind kind) {
 
 std::vector<int64_t> sampler_timesteps(const NoiseSchedule& schedule, const SamplerOptions& options) {
   const int64_t T = schedule.num_timesteps();
-  return sampling_timesteps(T, options.steps == 0 ? T : options.steps, options.spacing, options.steps_offset);
+  std::vector<int64_t> timesteps =
+      sampling_timesteps(T, options.steps == 0 ? T : options.steps, options.spacing, options.steps_offset);
+  if (!(options.strength > 0 && options.strength <= 1))
+    throw std::invalid_argument("strength " + std::to_string(options.strength) + " must be in (0, 1]");
+  const auto K = static_cast<int64_t>(timesteps.size());
+  const int64_t kept = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(K) * options.strength));
+  timesteps.erase(timesteps.begin(), timesteps.begin() + (K - kept));
+  return timesteps;
 }
 
 void run_sampler(const EpsModel& model, float* x, int64_t batch, int64_t per_item, const NoiseSchedule& schedule,

@@ -33,9 +33,12 @@ struct SamplerOptions {
   double eta = 0.0;                           // ddim
   bool eps_from_clipped_x0 = false;           // ddim (see DdimOptions)
   bool final_alpha_one = true;                // ddim (see DdimOptions)
+  // Image-to-image (SDEdit, diffusers' strength): only the last max(1, floor(K · strength)) of the
+  // K timesteps are visited, starting from the input image noised to the first of them.
+  double strength = 1.0;
 };
 
-// The timesteps the sampler visits, strictly decreasing (steps 0 means all T).
+// The timesteps the sampler visits, strictly decreasing (steps 0 means all T), cut by strength.
 std::vector<int64_t> sampler_timesteps(const NoiseSchedule& schedule, const SamplerOptions& options);
 
 // x holds x_T on entry ([batch, per_item]) and x_0 on return; progress counts model calls.
