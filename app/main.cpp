@@ -8,6 +8,7 @@
 #include "bench_model.h"
 #include "bench_ops.h"
 #include "diffuse_command.h"
+#include "edit_commands.h"
 #include "eval_command.h"
 #include "invert_command.h"
 #include "predict_command.h"
@@ -56,6 +57,9 @@ int main(int argc, char** argv) {
   CLI::App* diffuse = ddpm::app::add_diffuse_command(app);
   CLI::App* eval = ddpm::app::add_eval_command(app);
   CLI::App* invert = ddpm::app::add_invert_command(app);
+  CLI::App* img2img = ddpm::app::add_img2img_command(app);
+  CLI::App* inpaint = ddpm::app::add_inpaint_command(app);
+  CLI::App* interpolate = ddpm::app::add_interpolate_command(app);
 
   try {
     app.parse(argc, argv);
@@ -69,6 +73,9 @@ int main(int argc, char** argv) {
     if (diffuse->parsed()) return ddpm::app::run_diffuse_command();
     if (eval->parsed()) return ddpm::app::run_eval_command();
     if (invert->parsed()) return ddpm::app::run_invert_command();
+    if (img2img->parsed()) return ddpm::app::run_img2img_command();
+    if (inpaint->parsed()) return ddpm::app::run_inpaint_command();
+    if (interpolate->parsed()) return ddpm::app::run_interpolate_command();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
