@@ -7,19 +7,29 @@
 #include "ddpm/diffusion/hybrid_loss.h"
 #include "ddpm/diffusion/noise_rng.h"
 #include "ddpm/image/resize.h"
+#include "ddpm/kernels/concat.h"
 
 namespace ddpm::app {
 
 int64_t DiffusionModel::per_item() const {
   const UNet2DConfig& cfg = dir.unet;
-  return cfg.sample_height * cfg.sample_width * cfg.in_channels;
+  return cfg.sample_height * cfg.sample_width * dir.image_channels();
 }
 
 void DiffusionModel::forward(const float* x_t, float* eps, float* v) {
   const UNet2DConfig& cfg = dir.unet;
   const int64_t B = batch(), n = B * per_item(), pixels = B * cfg.sample_height * cfg.sample_width;
-  const int64_t C = cfg.in_channels;
+  const int64_t C = dir.image_channels(), Cc = dir.condition_channels();
   const bool learned = variance == Variance::learned_range;
+  if (Cc > 0) {  // the U-Net's input: the noisy image, then the condition, along channels
+    if (condition.size() != static_cast<size_t>(pixels * Cc))
+      throw std::invalid_argument("this model is image-conditioned (in_channels " + std::to_string(cfg.in_channels) +
+                                  " = " + std::to_string(C) + " image + " + std::to_string(Cc) +
+                                  " condition channels): sample it with `ddpm translate --image IN.png`");
+    conditioned_x.resize(static_cast<size_t>(pixels * (C + Cc)));
+    cpu::concat_channels_forward(conditioned_x.data(), x_t, C, condition.data(), Cc, pixels);
+    x_t = conditioned_x.data();
+  }
   const int32_t* labels = cfg.num_class_embeds ? classes.data() : nullptr;
   if (!guided()) {
     if (!learned) return net->forward(x_t, timestep_buffer.data(), eps, 0, labels);
@@ -30,9 +40,10 @@ void DiffusionModel::forward(const float* x_t, float* eps, float* v) {
   }
   // One U-Net call on [x_t with its classes; x_t with the null class].
   const auto null_class = static_cast<int32_t>(cfg.class_count() - 1);
-  guided_x.resize(static_cast<size_t>(2 * n));
-  std::copy_n(x_t, n, guided_x.begin());
-  std::copy_n(x_t, n, guided_x.begin() + n);
+  const int64_t in = pixels * cfg.in_channels;
+  guided_x.resize(static_cast<size_t>(2 * in));
+  std::copy_n(x_t, in, guided_x.begin());
+  std::copy_n(x_t, in, guided_x.begin() + in);
   guided_t.resize(static_cast<size_t>(2 * B));
   std::copy(timestep_buffer.begin(), timestep_buffer.end(), guided_t.begin());
   std::copy(timestep_buffer.begin(), timestep_buffer.end(), guided_t.begin() + B);

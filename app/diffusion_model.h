@@ -30,11 +30,14 @@ struct DiffusionModel {
   // 2 x batch images per call: the batch with its classes, then with the null class, and
   // eps = eps_uncond + W (eps_cond - eps_uncond) (v, for learned_range, from the conditional half).
   double guidance = 1.0;
+  // [batch, H, W, condition channels]: the condition images of an image-conditioned model
+  // (dir.condition_channels() > 0), given to the U-Net after the noisy image's channels.
+  std::vector<float> condition{};
   std::vector<int32_t> classes{};  // [batch]: each image's class (class-conditional models; null by default)
 
   int64_t batch() const { return images_per_call; }
   bool guided() const { return dir.unet.num_class_embeds && guidance != 1.0; }
-  int64_t per_item() const;  // values of one image: H·W·C
+  int64_t per_item() const;  // values of one image: H·W·C (C: dir.image_channels())
   // ε_θ (and v, for learned_range; otherwise v is left alone) at one timestep for the whole
   // batch, and at a timestep per item; eps_model drops v.
   EpsModel eps_model();
@@ -46,6 +49,7 @@ struct DiffusionModel {
   std::vector<float> unused_v{};       // eps_model's v of a learned_range model
   std::vector<float> guided_x{}, guided_t{}, guided_out{}, guided_eps{};  // the doubled batch of a guided call
   std::vector<int32_t> guided_labels{};
+  std::vector<float> conditioned_x{};  // [x_t, condition] along channels
 
  private:
   void forward(const float* x_t, float* eps, float* v);  // timestep_buffer holds the timesteps

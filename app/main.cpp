@@ -15,6 +15,7 @@
 #include "sample_command.h"
 #include "train_classifier_command.h"
 #include "train_command.h"
+#include "translate_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ddpm.cpp: Denoising Diffusion Probabilistic Models in C++"};
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   CLI::App* img2img = ddpm::app::add_img2img_command(app);
   CLI::App* inpaint = ddpm::app::add_inpaint_command(app);
   CLI::App* interpolate = ddpm::app::add_interpolate_command(app);
+  CLI::App* translate = ddpm::app::add_translate_command(app);
 
   try {
     app.parse(argc, argv);
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
     if (img2img->parsed()) return ddpm::app::run_img2img_command();
     if (inpaint->parsed()) return ddpm::app::run_inpaint_command();
     if (interpolate->parsed()) return ddpm::app::run_interpolate_command();
+    if (translate->parsed()) return ddpm::app::run_translate_command();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

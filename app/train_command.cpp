@@ -50,6 +50,7 @@ void refuse_changed_settings(const TrainOptions& run) {
       {"--vlb-weight", {text(run.vlb_weight), text(options.vlb_weight)}},
       {"--class-conditional", {text(run.class_conditional), text(options.class_conditional)}},
       {"--label-dropout", {text(run.label_dropout), text(options.label_dropout)}},
+      {"--super-resolution", {text(run.super_resolution), text(options.super_resolution)}},
       {"--seed", {text(run.seed), text(options.seed)}},
       {"--precision", {precision_name(run.precision), precision}}};
   for (const auto& [flag, values] : fixed) {
@@ -65,7 +66,9 @@ void refuse_changed_settings(const TrainOptions& run) {
 
 CLI::App* add_train_command(CLI::App& app) {
   CLI::App* cmd = command = app.add_subcommand("train", "Train a DDPM (L_simple or improved DDPM's hybrid loss, Adam, EMA) into a run directory");
-  cmd->add_option("--data", options.data, "fashion-mnist | cifar10:DIR | folder:DIR")->capture_default_str();
+  cmd->add_option("--data", options.data,
+                  "fashion-mnist | cifar10:DIR | folder:DIR | pairs:DIR (DIR/input -> DIR/target, image-conditioned)")
+      ->capture_default_str();
   cmd->add_option("--config", options.config, "fmnist-small | fmnist-64 | cifar10-ddpm")->capture_default_str();
   cmd->add_option("--out", options.out, "run directory to create");
   cmd->add_option("--resume", resume_dir, "continue the run in this directory");
@@ -97,6 +100,10 @@ CLI::App* add_train_command(CLI::App& app) {
                   "with --class-conditional: probability that an image trains as the null class")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--super-resolution", options.super_resolution,
+                  "image-conditioned super-resolution: learn the images from themselves shrunk by 2 or 4 and enlarged "
+                  "back (the U-Net gets the condition as extra input channels; sample with ddpm translate)")
+      ->check(CLI::IsMember({2, 4}));
   cmd->add_option("--seed", options.seed, "seed of every random draw")->capture_default_str();
   cmd->add_option("--max-nonfinite-steps", options.max_nonfinite_steps,
                   "skip a step with a non-finite loss or gradient; stop after this many in a row")

@@ -47,6 +47,9 @@ Batcher::Batcher(const Dataset& data, int64_t batch_size, uint64_t seed, bool ra
   if (!data.labels.empty() && data.labels.size() != static_cast<size_t>(data.n))
     throw std::invalid_argument(data.name + ": " + std::to_string(data.labels.size()) + " labels for " +
                                 std::to_string(data.n) + " images");
+  if (data.conditions.size() != static_cast<size_t>(data.n * data.condition_size()))
+    throw std::invalid_argument(data.name + ": conditions hold " + std::to_string(data.conditions.size()) +
+                                " bytes, the shape needs " + std::to_string(data.n * data.condition_size()));
   fill_permutation(permutation_, data.n, seed_, 0);
   permutation_epoch_ = 0;
 }
@@ -88,19 +91,29 @@ void Batcher::next_indices(int64_t* indices, bool* flipped) {
   for (int64_t b = 0; b < batch_size_; ++b) indices[b] = take(&flipped[b]);
 }
 
-void Batcher::next(float* images, int32_t* labels) {
-  const int64_t h = data_.height, w = data_.width, c = data_.channels;
+namespace {
+// One image of h x w x c bytes to floats in [-1, 1], mirrored left-right when asked.
+void to_unit_range(float* dst, const uint8_t* src, int64_t h, int64_t w, int64_t c, bool mirrored) {
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      const uint8_t* p = src + (y * w + (mirrored ? w - 1 - x : x)) * c;
+      for (int64_t k = 0; k < c; ++k) dst[(y * w + x) * c + k] = static_cast<float>(p[k]) / 127.5f - 1.0f;
+    }
+}
+}  // namespace
+
+void Batcher::next(float* images, int32_t* labels, float* conditions) {
+  const int64_t h = data_.height, w = data_.width;
   const bool labelled = !data_.labels.empty();
+  if (conditions && data_.condition_channels == 0)
+    throw std::invalid_argument(data_.name + ": the data has no conditioning images");
   for (int64_t b = 0; b < batch_size_; ++b) {
     bool mirrored = false;
     const int64_t index = take(&mirrored);
-    const uint8_t* src = data_.image(index);
-    float* dst = images + b * data_.image_size();
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x) {
-        const uint8_t* p = src + (y * w + (mirrored ? w - 1 - x : x)) * c;
-        for (int64_t k = 0; k < c; ++k) dst[(y * w + x) * c + k] = static_cast<float>(p[k]) / 127.5f - 1.0f;
-      }
+    to_unit_range(images + b * data_.image_size(), data_.image(index), h, w, data_.channels, mirrored);
+    if (conditions)
+      to_unit_range(conditions + b * data_.condition_size(), data_.condition(index), h, w, data_.condition_channels,
+                    mirrored);
     if (labels != nullptr) labels[b] = labelled ? data_.labels[static_cast<size_t>(index)] : -1;
   }
 }

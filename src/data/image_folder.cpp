@@ -23,11 +23,7 @@ bool is_image_name(const std::filesystem::path& p) {
 
 }  // namespace
 
-Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width, int64_t channels) {
-  if (channels != 1 && channels != 3)
-    throw std::invalid_argument(dir + ": images can be loaded with 1 or 3 channels, not " + std::to_string(channels));
-  if (height <= 0 || width <= 0 || height > 4096 || width > 4096)
-    throw std::invalid_argument(dir + ": bad image size " + std::to_string(height) + "x" + std::to_string(width));
+std::vector<std::filesystem::path> list_image_files(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(dir, ec)) throw std::runtime_error(dir + ": image folder not found");
@@ -41,6 +37,15 @@ Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width,
   if (ec) throw std::runtime_error(dir + ": cannot list the folder: " + ec.message());
   if (files.empty()) throw std::runtime_error(dir + ": no images (.png, .jpg, .jpeg) in the folder");
   std::sort(files.begin(), files.end());
+  return files;
+}
+
+Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width, int64_t channels) {
+  if (channels != 1 && channels != 3)
+    throw std::invalid_argument(dir + ": images can be loaded with 1 or 3 channels, not " + std::to_string(channels));
+  if (height <= 0 || width <= 0 || height > 4096 || width > 4096)
+    throw std::invalid_argument(dir + ": bad image size " + std::to_string(height) + "x" + std::to_string(width));
+  const std::vector<std::filesystem::path> files = list_image_files(dir);
 
   Dataset d;
   d.name = "folder " + dir;

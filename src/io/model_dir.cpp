@@ -116,14 +116,21 @@ ModelDir read_model_dir(const std::string& model_dir) {
     dir.assumed.push_back(scheduler_path + " is missing; assuming DDPMScheduler's defaults: " +
                           describe_scheduler(dir.scheduler));
   }
-  // The U-Net predicts ε (C channels), and with a learned variance also v (C more channels).
+  // The U-Net predicts ε (C channels), and with a learned variance also v (C more channels); it
+  // takes the C-channel image and, when image-conditioned, the condition's channels after it.
   const bool learned = dir.scheduler.variance_type == "learned_range";
   const int64_t in = dir.unet.in_channels, out = dir.unet.out_channels;
-  if (out != (learned ? 2 * in : in))
+  if ((learned && out % 2 != 0) || dir.image_channels() > in)
     throw std::runtime_error(model_dir + ": the U-Net has in_channels " + std::to_string(in) + " and out_channels " +
                              std::to_string(out) + ", but scheduler variance_type \"" + dir.scheduler.variance_type +
-                             "\" needs out_channels = " + (learned ? "2 x in_channels (ε and the variance)" : "in_channels"));
+                             "\" needs out_channels = " +
+                             (learned ? "2 x the image channels (ε and the variance)" : "the image channels") +
+                             " and in_channels = the image channels (+ the condition's, for an image-conditioned model)");
   return dir;
+}
+
+int64_t ModelDir::image_channels() const {
+  return scheduler.variance_type == "learned_range" ? unet.out_channels / 2 : unet.out_channels;
 }
 
 std::string current_unet_tensor_name(const std::string& stored_name) {

@@ -28,6 +28,7 @@
 #include "ddpm/data/dataset.h"
 #include "ddpm/data/idx.h"
 #include "ddpm/data/image_folder.h"
+#include "ddpm/data/pairs.h"
 #include "ddpm/diffusion/ddpm_sampler.h"
 #include "ddpm/diffusion/hybrid_loss.h"
 #include "ddpm/diffusion/sampler.h"
@@ -38,6 +39,7 @@
 #include "ddpm/io/model_config.h"
 #include "ddpm/io/model_dir.h"
 #include "ddpm/io/safetensors.h"
+#include "ddpm/kernels/concat.h"
 #include "ddpm/kernels/mse.h"
 #include "ddpm/kernels/optimizer.h"
 #include "ddpm/nn/unet.h"
@@ -60,6 +62,7 @@ json options_to_json(const TrainOptions& o) {
           {"warmup_steps", o.warmup_steps}, {"grad_clip", o.grad_clip}, {"ema_decay", o.ema_decay},
           {"ema_warmup", o.ema_warmup}, {"random_flip", o.random_flip}, {"seed", o.seed},
           {"class_conditional", o.class_conditional}, {"label_dropout", o.label_dropout},
+          {"super_resolution", o.super_resolution},
           {"precision", precision_name(o.precision)}, {"num_timesteps", o.num_timesteps},
           {"beta_schedule", o.beta_schedule}, {"beta_start", o.beta_start}, {"beta_end", o.beta_end},
           {"save_every", o.save_every}, {"sample_every", o.sample_every}, {"sample_n", o.sample_n},
@@ -95,6 +98,7 @@ TrainOptions options_from_json(const json& j, const std::string& run_dir) {
   o.max_nonfinite_steps = j.value("max_nonfinite_steps", int64_t{5});
   o.class_conditional = j.value("class_conditional", false);
   o.label_dropout = j.value("label_dropout", 0.1);
+  o.super_resolution = j.value("super_resolution", int64_t{0});
   return o;
 }
 
@@ -134,6 +138,10 @@ void validate(const TrainOptions& o) {
   if (!(o.vlb_weight >= 0)) bad("--vlb-weight must be >= 0");
   if (o.max_nonfinite_steps < 1) bad("--max-nonfinite-steps must be at least 1");
   if (!(o.label_dropout >= 0 && o.label_dropout <= 1)) bad("--label-dropout must be in [0, 1]");
+  if (o.super_resolution != 0 && o.super_resolution != 2 && o.super_resolution != 4)
+    bad("--super-resolution must be 2 or 4 (28x28 from 14x14 or 7x7)");
+  if (o.super_resolution && o.data.rfind("pairs:", 0) == 0)
+    bad("--super-resolution makes its own conditions; pairs:DIR data brings them already");
 }
 
 // A class-conditional run: num_class_embeds = classes + 1 (the last row is the null class). A
@@ -167,15 +175,17 @@ bool drop_label(uint64_t seed, int64_t step, int64_t b, double p) {
   return static_cast<double>(x >> 11) * 0x1.0p-53 < p;
 }
 
-// The U-Net predicts ε (in_channels outputs) and, with a learned variance, v (as many again).
-void fit_output_channels(UNet2DConfig& cfg, const TrainOptions& o) {
-  if (o.learn_variance && cfg.out_channels == cfg.in_channels) cfg.out_channels = 2 * cfg.in_channels;
-  const int64_t needed = (o.learn_variance ? 2 : 1) * cfg.in_channels;
-  if (cfg.out_channels != needed)
-    throw std::invalid_argument("train: config " + o.config + " has in_channels " + std::to_string(cfg.in_channels) +
-                                " and out_channels " + std::to_string(cfg.out_channels) + "; " +
-                                (o.learn_variance ? "--learn-variance needs out_channels = in_channels or 2 x in_channels"
-                                                  : "without --learn-variance out_channels must equal in_channels"));
+// The channels of the images the U-Net denoises: out_channels, halved when a learned variance
+// already doubled them (a config.json of such a model: out_channels != in_channels).
+int64_t image_channels(const UNet2DConfig& cfg, const TrainOptions& o) {
+  return o.learn_variance && cfg.out_channels != cfg.in_channels ? cfg.out_channels / 2 : cfg.out_channels;
+}
+
+// The U-Net takes the noisy image and the condition (in_channels = C + condition channels) and
+// predicts ε (C outputs) and, with a learned variance, v (as many again).
+void fit_channels(UNet2DConfig& cfg, const TrainOptions& o, int64_t image, int64_t condition) {
+  cfg.in_channels = image + condition;
+  cfg.out_channels = (o.learn_variance ? 2 : 1) * image;
 }
 
 }  // namespace
@@ -199,25 +209,29 @@ Dataset load_dataset(const std::string& spec, Split split, int64_t height, int64
       state = state * 6364136223846793005ULL + 1442695040888963407ULL;
       px = static_cast<uint8_t>(state >> 56);
     }
+  } else if (spec.rfind("pairs:", 0) == 0) {
+    if (split != Split::train)
+      throw std::invalid_argument("--data " + spec + ": image pairs have no test split (use --split train)");
+    data = load_image_pairs(spec.substr(6), height, width, channels);
   } else if (spec.rfind("folder:", 0) == 0) {
     if (split != Split::train)
       throw std::invalid_argument("--data " + spec + ": an image folder has no test split (use --split train)");
     data = load_image_folder(spec.substr(7), height, width, channels);
   } else {
-    throw std::invalid_argument("--data '" + spec + "' is not one of fashion-mnist, cifar10:DIR, folder:DIR, synthetic");
+    throw std::invalid_argument("--data '" + spec + "' is not one of fashion-mnist, cifar10:DIR, folder:DIR, pairs:DIR, synthetic");
   }
   return data;
 }
 
-Dataset load_training_data(const std::string& spec, const UNet2DConfig& config, Split split) {
-  Dataset data = load_dataset(spec, split, config.sample_height, config.sample_width, config.in_channels);
-  if (data.height != config.sample_height || data.width != config.sample_width ||
-      data.channels != config.in_channels)
+Dataset load_training_data(const std::string& spec, const UNet2DConfig& config, Split split, int64_t channels) {
+  if (channels == 0) channels = config.in_channels;
+  Dataset data = load_dataset(spec, split, config.sample_height, config.sample_width, channels);
+  if (data.height != config.sample_height || data.width != config.sample_width || data.channels != channels)
     throw std::invalid_argument(
         data.name + " has " + std::to_string(data.height) + "x" + std::to_string(data.width) + "x" +
         std::to_string(data.channels) + " images, but the model's config needs sample_size " +
-        std::to_string(config.sample_height) + "x" + std::to_string(config.sample_width) + " and in_channels " +
-        std::to_string(config.in_channels) + " (for Fashion-MNIST use --config fmnist-small or fmnist-64)");
+        std::to_string(config.sample_height) + "x" + std::to_string(config.sample_width) + " and " +
+        std::to_string(channels) + " channels (for Fashion-MNIST use --config fmnist-small or fmnist-64)");
   return data;
 }
 
@@ -261,6 +275,7 @@ struct Trainer::Impl {
   int64_t per_item = 0;
   std::vector<float> ema, adam_m, adam_v;
   std::vector<float> x0, x_t, noise, eps, d_eps, t_float;
+  std::vector<float> conditions, net_input;  // image-conditioned: the batch's conditions; [x_t, condition]
   std::vector<int32_t> labels;  // the batch's classes (the null class where dropped); -1 when unlabelled
   std::vector<float> out, v, d_v, d_out;  // learn_variance: the 2C-channel output, v and gradients
   std::vector<int64_t> t;
@@ -281,15 +296,21 @@ struct Trainer::Impl {
         if (drop_label(opt.seed, step, b, opt.label_dropout)) labels[static_cast<size_t>(b)] = null_class;
       class_labels = labels.data();
     }
+    const float* input = x_t.data();
+    if (!conditions.empty()) {
+      const int64_t pixels = B * cfg.sample_height * cfg.sample_width, C = per_item / (cfg.sample_height * cfg.sample_width);
+      cpu::concat_channels_forward(net_input.data(), x_t.data(), C, conditions.data(), data.condition_channels, pixels);
+      input = net_input.data();
+    }
     if (!opt.learn_variance) {
-      model->forward(x_t.data(), t_float.data(), eps.data(), dropout_seed, class_labels);
+      model->forward(input, t_float.data(), eps.data(), dropout_seed, class_labels);
       const double loss = cpu::mse_forward(eps.data(), noise.data(), n);
       cpu::mse_backward(d_eps.data(), eps.data(), noise.data(), n);
       model->backward(d_eps.data());
       return loss;
     }
-    const int64_t pixels = B * cfg.sample_height * cfg.sample_width, C = cfg.in_channels;
-    model->forward(x_t.data(), t_float.data(), out.data(), dropout_seed, class_labels);
+    const int64_t pixels = B * cfg.sample_height * cfg.sample_width, C = per_item / (cfg.sample_height * cfg.sample_width);
+    model->forward(input, t_float.data(), out.data(), dropout_seed, class_labels);
     split_eps_variance(out.data(), eps.data(), v.data(), pixels, C);
     const HybridLoss loss = hybrid_loss(x0.data(), x_t.data(), noise.data(), eps.data(), v.data(), t.data(), B,
                                         per_item, *schedule, opt.vlb_weight, d_eps.data(), d_v.data());
@@ -303,8 +324,11 @@ struct Trainer::Impl {
     opt = options;
     validate(opt);
     cfg = resolve_config(opt.config);
-    fit_output_channels(cfg, opt);
-    data = load_training_data(opt.data, cfg, Split::train);
+    const int64_t channels = image_channels(cfg, opt);
+    data = load_training_data(opt.data, cfg, Split::train, channels);
+    if (opt.super_resolution) add_super_resolution_conditions(data, opt.super_resolution);
+    fit_channels(cfg, opt, channels, data.condition_channels);
+    cfg.validate();
     data_fingerprint = fingerprint(data);
     fit_class_embeds(cfg, opt, data);
     schedule = std::make_unique<NoiseSchedule>(parse_schedule_kind(opt.beta_schedule), opt.num_timesteps,
@@ -312,8 +336,12 @@ struct Trainer::Impl {
     batcher = std::make_unique<Batcher>(data, opt.batch, opt.seed, opt.random_flip);
     model = std::make_unique<UNet2D>(cfg, opt.batch, opt.precision, true);
     rng = NoiseRng(opt.seed ^ 0x5DEECE66DULL, 0);
-    per_item = cfg.sample_height * cfg.sample_width * cfg.in_channels;
+    per_item = cfg.sample_height * cfg.sample_width * channels;
     const auto n = static_cast<size_t>(opt.batch * per_item);
+    if (data.condition_channels) {
+      conditions.resize(static_cast<size_t>(opt.batch * data.condition_size()));
+      net_input.resize(static_cast<size_t>(opt.batch * cfg.sample_height * cfg.sample_width * cfg.in_channels));
+    }
     x0.resize(n), x_t.resize(n), noise.resize(n), eps.resize(n), d_eps.resize(n);
     if (opt.learn_variance) out.resize(2 * n), v.resize(n), d_v.resize(n), d_out.resize(2 * n);
     t.resize(static_cast<size_t>(opt.batch));
@@ -428,7 +456,7 @@ double Trainer::train_step() {
   const int64_t B = m.opt.batch, P = m.model->parameter_count();
   {
     profile::Scope scope(profile::Kind::block, "batch + noise draw");
-    m.batcher->next(m.x0.data(), m.labels.data());
+    m.batcher->next(m.x0.data(), m.labels.data(), m.conditions.empty() ? nullptr : m.conditions.data());
     draw_training_batch(m.x_t.data(), m.noise.data(), m.t.data(), m.x0.data(), B, m.per_item, *m.schedule, m.rng);
     for (int64_t b = 0; b < B; ++b) m.t_float[static_cast<size_t>(b)] = static_cast<float>(m.t[static_cast<size_t>(b)]);
   }
@@ -509,20 +537,30 @@ void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed
   for (int64_t i = 0; i < n; ++i)
     classes[static_cast<size_t>(i)] = m.cfg.num_class_embeds ? static_cast<int32_t>(i % (m.cfg.class_count() - 1)) : 0;
   const int32_t* class_labels = m.cfg.num_class_embeds ? classes.data() : nullptr;
+  // An image-conditioned model draws image i from training image i's condition.
+  const int64_t pixels = m.cfg.sample_height * m.cfg.sample_width, C = m.per_item / pixels;
+  const int64_t Cc = m.data.condition_channels;
+  std::vector<float> conditions(static_cast<size_t>(n * pixels * Cc)), input(static_cast<size_t>(n * pixels * (C + Cc)));
+  for (int64_t i = 0; i < n && Cc; ++i)
+    to_float(m.data.condition(i % m.data.n), static_cast<size_t>(pixels * Cc), conditions.data() + i * pixels * Cc);
   const EpsVarianceModel model = [&](const float* x_t, int64_t t, float* eps, float* v) {
     std::fill(tf.begin(), tf.end(), static_cast<float>(t));
+    if (Cc) {
+      cpu::concat_channels_forward(input.data(), x_t, C, conditions.data(), Cc, n * pixels);
+      x_t = input.data();
+    }
     if (!m.opt.learn_variance) return net.forward(x_t, tf.data(), eps, 0, class_labels);
     net.forward(x_t, tf.data(), out.data(), 0, class_labels);
-    split_eps_variance(out.data(), eps, v, n * m.cfg.sample_height * m.cfg.sample_width, m.cfg.in_channels);
+    split_eps_variance(out.data(), eps, v, n * pixels, C);
   };
   SamplerOptions sampler;  // ancestral DDPM over all T steps, clipped x̂0
   sampler.variance = m.opt.learn_variance ? Variance::learned_range : Variance::fixed_large;
   run_sampler(model, x.data(), n, m.per_item, *m.schedule, sampler, rng);
-  const std::vector<uint8_t> pixels = to_uint8(x.data(), x.size());
+  const std::vector<uint8_t> samples = to_uint8(x.data(), x.size());
   int64_t cols = 1;
   while (cols * cols < n) ++cols;
   if (m.cfg.num_class_embeds && n >= m.cfg.class_count() - 1) cols = m.cfg.class_count() - 1;  // a column per class
-  write_png(png_path, make_grid(pixels.data(), n, m.cfg.sample_height, m.cfg.sample_width, m.cfg.in_channels, cols));
+  write_png(png_path, make_grid(samples.data(), n, m.cfg.sample_height, m.cfg.sample_width, C, cols));
 }
 
 void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {

@@ -83,14 +83,22 @@ TEST(ModelDir, OutputChannelsMustMatchTheVarianceType) {
     read_model_dir(dir.string());
     FAIL() << "a learned_range scheduler with a 1-channel output was accepted";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("out_channels = 2 x in_channels"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("out_channels = 2 x the image channels"), std::string::npos) << e.what();
   }
   unet.out_channels = 2;
   save_model_dir(dir.string(), unet, sched, kExpected, weights.data());
   EXPECT_EQ(read_model_dir(dir.string()).unet.out_channels, 2);
-  sched.variance_type = "fixed_large";
+  EXPECT_EQ(read_model_dir(dir.string()).image_channels(), 1);
+  sched.variance_type = "fixed_large";  // 2 output channels for a 1-channel input: impossible
   save_model_dir(dir.string(), unet, sched, kExpected, weights.data());
   EXPECT_THROW(read_model_dir(dir.string()), std::runtime_error);
+  // Image-conditioned: in_channels 4 = a 1-channel image + an RGB condition.
+  unet.in_channels = 4;
+  unet.out_channels = 1;
+  save_model_dir(dir.string(), unet, sched, kExpected, weights.data());
+  const ModelDir conditioned = read_model_dir(dir.string());
+  EXPECT_EQ(conditioned.image_channels(), 1);
+  EXPECT_EQ(conditioned.condition_channels(), 3);
 }
 
 TEST(ModelDir, RefusesToReplaceOtherDirectoriesAndNonFiniteWeights) {

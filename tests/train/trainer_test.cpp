@@ -287,6 +287,33 @@ TEST(Trainer, ClassConditionalRunResumesExactlyAndExportsTheClassTable) {
   test::expect_error([&] { Trainer{folder}; }, f.data_spec, "--class-conditional needs labelled data");
 }
 
+// Image-conditioned training (super-resolution from the images themselves): the U-Net gets the
+// condition as a second input channel, the run resumes bit-identically and the exported model
+// says in_channels 2, out_channels 1.
+TEST(Trainer, SuperResolutionRunResumesExactlyAndExportsAConditionedModel) {
+  Fixture f;
+  TrainOptions o = f.options("sr");
+  o.super_resolution = 2;
+  Trainer whole(o);
+  whole.run();
+  TrainOptions first = o;
+  first.out = (f.root / "sr_parts").string();
+  first.steps = 3;
+  { Trainer(first).run(); }
+  auto resumed = Trainer::resume(first.out, {.steps = 6});
+  resumed->run();
+  EXPECT_TRUE(std::equal(whole.params(), whole.params() + whole.parameter_count(), resumed->params()));
+  const ModelDir model = read_model_dir((f.root / "sr" / "model").string());
+  EXPECT_EQ(model.unet.in_channels, 2);
+  EXPECT_EQ(model.unet.out_channels, 1);
+  EXPECT_EQ(model.condition_channels(), 1);
+  whole.save_samples((f.root / "sr" / "grid.png").string(), 2, 1);  // draws from training conditions
+  EXPECT_TRUE(fs::exists(f.root / "sr" / "grid.png"));
+  o.out = (f.root / "sr_bad").string();
+  o.super_resolution = 3;
+  EXPECT_THROW(Trainer{o}, std::invalid_argument);
+}
+
 // Resuming refuses, in one line, what would silently corrupt a run: data that changed since the
 // run started, and a checkpoint from another model (a state file copied between runs).
 TEST(Trainer, ResumeRefusesChangedDataAndAnotherModelsCheckpoint) {

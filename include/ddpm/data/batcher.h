@@ -21,9 +21,10 @@ class Batcher {
   Batcher(const Dataset& data, int64_t batch_size, uint64_t seed, bool random_flip);
 
   // Fills images [batch_size, H, W, C] in [-1, 1] and, when non-null, labels [batch_size] (-1 for
-  // unlabelled data). A batch that reaches the end of an epoch continues with the next epoch's
+  // unlabelled data) and conditions [batch_size, H, W, condition_channels] in [-1, 1], flipped with
+  // their images. A batch that reaches the end of an epoch continues with the next epoch's
   // permutation, so every index appears exactly once per epoch. Does not allocate.
-  void next(float* images, int32_t* labels = nullptr);
+  void next(float* images, int32_t* labels = nullptr, float* conditions = nullptr);
 
   // Like next(), but only the dataset indices and flip decisions (for tests and logging).
   void next_indices(int64_t* indices, bool* flipped);

@@ -21,9 +21,15 @@ struct Dataset {
   int num_classes = 0;          // 0 when unlabelled (image folders)
   std::vector<uint8_t> images;  // [n, height, width, channels]
   std::vector<int32_t> labels;  // [n] in [0, num_classes); empty when unlabelled
+  // Image-conditioned data (pairs, super-resolution): per image a condition of the same height and
+  // width, condition_channels deep, that the U-Net sees beside the noisy image. Empty otherwise.
+  int64_t condition_channels = 0;
+  std::vector<uint8_t> conditions;  // [n, height, width, condition_channels]
 
   int64_t image_size() const { return height * width * channels; }
+  int64_t condition_size() const { return height * width * condition_channels; }
   const uint8_t* image(int64_t i) const { return images.data() + i * image_size(); }
+  const uint8_t* condition(int64_t i) const { return conditions.data() + i * condition_size(); }
 };
 
 // Images [first, first + count) as float NHWC in [-1, 1] (x / 127.5 - 1); throws when out of range.

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "ddpm/data/dataset.h"
 
@@ -13,5 +15,8 @@ namespace ddpm {
 // scaled so it covers height x width (box filter when shrinking) and centre-cropped. Labels are
 // empty (num_classes 0). Errors: missing directory, no images, an undecodable file (named).
 Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width, int64_t channels);
+
+// The image files load_image_folder reads, in its order; throws for a missing or empty folder.
+std::vector<std::filesystem::path> list_image_files(const std::string& dir);
 
 }  // namespace ddpm

@@ -19,6 +19,11 @@ struct ModelDir {
   // What read_model_dir had to assume, one line each (a missing scheduler config, absent keys);
   // commands print these as warnings.
   std::vector<std::string> assumed;
+
+  // The channels of the images the model denoises (out_channels, halved for a learned variance),
+  // and of the condition image an image-conditioned model takes beside them (0 otherwise).
+  int64_t image_channels() const;
+  int64_t condition_channels() const { return unet.in_channels - image_channels(); }
 };
 
 // Parameter names and shapes in the order of the flat parameter buffer.

@@ -40,6 +40,11 @@ struct TrainOptions {
   // null class with probability label_dropout, so one model is conditional and unconditional.
   bool class_conditional = false;
   double label_dropout = 0.1;
+  // Image-conditioned (SR3 / Palette): the U-Net sees the noisy image concatenated along channels
+  // with a condition image (in_channels = image + condition channels). The conditions come from
+  // pairs:DIR data, or, with super_resolution = 2 or 4, from each image shrunk by that factor and
+  // enlarged back.
+  int64_t super_resolution = 0;
   int64_t save_every = 500;     // checkpoint period in steps (and at exit)
   int64_t sample_every = 0;     // 0: only at the end
   int64_t sample_n = 16;
@@ -98,11 +103,12 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
 };
 
-// The dataset named by `spec` for a model of this config (for the trainer, evaluation and tests).
-// Image folders have no split; `split` then must be train.
+// The dataset named by `spec` for a model of this config (for the trainer, evaluation and tests),
+// its images with `channels` (0: the config's in_channels). Image folders and pairs have no split;
+// `split` then must be train.
 struct Dataset;
 enum class Split;
-Dataset load_training_data(const std::string& spec, const UNet2DConfig& config, Split split);
+Dataset load_training_data(const std::string& spec, const UNet2DConfig& config, Split split, int64_t channels = 0);
 // The dataset named by `spec` as stored (image folders are resized and cropped to height x width
 // with `channels`); the caller checks the sizes.
 Dataset load_dataset(const std::string& spec, Split split, int64_t height, int64_t width, int64_t channels);
