@@ -64,6 +64,12 @@ expect resume-changed-config fail "the run trains with --config fmnist-small; --
 expect resume-same-settings 0 "resuming .* at step 1 of 2" \
   -- env OMP_NUM_THREADS=1 "$ddpm" train --resume "$work/run" --batch 2 --steps 2 --final-samples 0
 
+# A run killed before its first checkpoint: its options are there, its state is not.
+mkdir -p "$work/unsaved"
+cp "$work/run/train_options.json" "$work/unsaved/"
+expect resume-before-first-checkpoint fail "error: --resume .*unsaved: no checkpoint there yet \(the run stopped before its first save\)" \
+  -- "$ddpm" train --resume "$work/unsaved"
+
 if ((failures)); then
   echo "mismatch: $failures case(s) failed"
   exit 1
