@@ -173,6 +173,15 @@ int run_info_command() {
   std::printf("\n  layers_per_block %lld, groups %lld, dropout %g\n  %zu tensors, %lld parameters, %.3f GFLOP per image forward\n",
               static_cast<long long>(cfg.layers_per_block), static_cast<long long>(cfg.norm_num_groups), cfg.dropout,
               net.parameters().size(), static_cast<long long>(net.parameter_count()), net.forward_flops() * 1e-9);
+  if (cfg.num_class_embeds)
+    std::printf("  class-conditional: %lld classes + the null class (classifier-free guidance)\n",
+                static_cast<long long>(cfg.class_count() - 1));
+  if (scheduler) {
+    ModelDir d{cfg, *scheduler, {}};
+    if (d.condition_channels() > 0)
+      std::printf("  image-conditioned: %lld image + %lld condition channels in (ddpm translate)\n",
+                  static_cast<long long>(d.image_channels()), static_cast<long long>(d.condition_channels()));
+  }
   if (scheduler)
     std::printf("  scheduler %s: T = %lld, %s betas, %s variance%s\n", scheduler->class_name.c_str(),
                 static_cast<long long>(scheduler->num_train_timesteps), scheduler->beta_schedule.c_str(),
