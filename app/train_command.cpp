@@ -21,6 +21,7 @@ TrainOptions options;
 std::string precision = "fp32";
 std::string resume_dir;
 std::optional<bool> random_flip;
+std::string task;
 int64_t final_samples = 64;
 std::atomic<bool> interrupted{false};
 
@@ -100,6 +101,8 @@ CLI::App* add_train_command(CLI::App& app) {
                   "with --class-conditional: probability that an image trains as the null class")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--task", task, "super-resolution: the same as --super-resolution 4 unless that gives 2")
+      ->check(CLI::IsMember({"super-resolution"}));
   cmd->add_option("--super-resolution", options.super_resolution,
                   "image-conditioned super-resolution: learn the images from themselves shrunk by 2 or 4 and enlarged "
                   "back (the U-Net gets the condition as extra input channels; sample with ddpm translate)")
@@ -120,6 +123,7 @@ CLI::App* add_train_command(CLI::App& app) {
 
 int run_train_command() {
   options.precision = parse_precision(precision);
+  if (task == "super-resolution" && options.super_resolution == 0) options.super_resolution = 4;
   options.random_flip = random_flip.value_or(options.data.rfind("cifar10:", 0) == 0);
   std::unique_ptr<Trainer> trainer;
   if (!resume_dir.empty()) {
