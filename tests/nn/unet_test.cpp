@@ -313,9 +313,10 @@ TEST(UNet2D, InferencePlanOverlaysBuffersAndComputesTheSame) {
     train.set_weights();
     infer.set_weights();
     std::vector<float> a(static_cast<size_t>(out)), b(a.size()), c(a.size());
-    train.forward(x.data(), t.data(), a.data(), 1);
-    infer.forward(x.data(), t.data(), b.data(), 1);
-    infer.forward(x.data(), t.data(), c.data(), 1);  // a second pass reads no stale overlay
+    const std::vector<int32_t> classes{4, 0, 4};  // rect8x12 is class-conditional; sq28 ignores them
+    train.forward(x.data(), t.data(), a.data(), 1, classes.data());
+    infer.forward(x.data(), t.data(), b.data(), 1, classes.data());
+    infer.forward(x.data(), t.data(), c.data(), 1, classes.data());  // a second pass reads no stale overlay
     EXPECT_EQ(a, b) << name;
     EXPECT_EQ(b, c) << name;
     EXPECT_LT(infer.activation_bytes() * 2, train.activation_bytes()) << name;
@@ -339,7 +340,8 @@ TEST(UNet2D, Bf16MatchesFp32) {
     const auto w = test::random_normal(static_cast<size_t>(net.parameter_count()), 3, 0.2f);
     std::copy(w.begin(), w.end(), net.params());
     net.set_weights();
-    net.forward(x.data(), t.data(), eps[static_cast<size_t>(i)].data(), 1);
+    const std::vector<int32_t> classes{1, 3};  // rect8x12 is class-conditional
+    net.forward(x.data(), t.data(), eps[static_cast<size_t>(i)].data(), 1, classes.data());
     net.backward(d_eps.data());
     grads.emplace_back(net.grads(), net.grads() + net.parameter_count());
   }
