@@ -252,6 +252,14 @@ Image read_image(const std::string& path, int64_t channels) {
                              " pixels is too large (limit " + std::to_string(kMaxImagePixels) + " pixels)");
   if (const std::string problem = png_claims_problem(bytes.data(), bytes.size()); !problem.empty())
     throw std::runtime_error(path + ": cannot decode image: " + problem);
+  // JPEG has no deflate-style bound, and stb decodes a truncated scan as if zeros followed, so a
+  // 700-byte file could make it decode (and allocate) 14M pixels: found by fuzz/fuzz_image as a
+  // 25 s input. Real JPEGs hold far fewer pixels per byte; see kMaxJpegPixelsPerByte.
+  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8 &&
+      int64_t{w} * h > std::max<int64_t>(kJpegPixelsAlwaysAllowed, kMaxJpegPixelsPerByte * static_cast<int64_t>(size)))
+    throw std::runtime_error(path + ": cannot decode image: corrupt JPEG: its header claims " + std::to_string(w) + "x" +
+                             std::to_string(h) + " pixels, more than " + std::to_string(size) +
+                             " bytes of JPEG can hold (a truncated file or a decompression bomb)");
   // Decode as 1 (grey, grey + alpha) or 3 (RGB, RGBA) channels: stb drops alpha itself.
   const int decoded = stored <= 2 ? 1 : 3;
   unsigned char* raw = stbi_load_from_memory(bytes.data(), size, &w, &h, &stored, decoded);

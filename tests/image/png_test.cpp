@@ -7,6 +7,13 @@
 #include <filesystem>
 #include <fstream>
 
+// stb_image_write is compiled into libddpm (src/image/png.cpp); used here to write a JPEG.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#define STBI_WRITE_NO_STDIO
+#include <stb/stb_image_write.h>
+#pragma GCC diagnostic pop
+
 namespace ddpm {
 namespace {
 
@@ -128,6 +135,22 @@ TEST(Png, JpegHuffmanTableOverflowIsRefused) {
 
 TEST(Png, DecompressionBombsAreRefusedBeforeDecoding) {
   const fs::path dir = temp_dir("bomb");
+  // Fuzz finding (fuzz_image, a 25 s input): a 697-byte JPEG claiming 56592x255 pixels; stb decodes
+  // its truncated scan as zeros, all 14M pixels. Refused by the pixels-per-byte bound...
+  expect_refused(std::string(DDPM_SOURCE_DIR) + "/tests/fixtures/fuzz_image_jpeg_truncated_bomb.jpg",
+                 "corrupt JPEG: its header claims 56592x255 pixels, more than 697 bytes of JPEG can hold");
+  // ...which real JPEGs pass: the corpus's 16x16 (under the floor) and a 1536x1024 flat grey JPEG
+  // of a few KB (well under 2048 pixels per byte).
+  EXPECT_EQ(read_image(std::string(DDPM_SOURCE_DIR) + "/fuzz/corpus/fuzz_image/rgb_16x16_q95.jpg").height, 16);
+  const std::vector<uint8_t> grey(1536 * 1024, 128);
+  std::string flat;
+  ASSERT_TRUE(stbi_write_jpg_to_func(
+      [](void* context, void* data, int size) { static_cast<std::string*>(context)->append(static_cast<char*>(data), size); },
+      &flat, 1536, 1024, 1, grey.data(), 90));
+  const std::string flat_path = (dir / "flat.jpg").string();
+  std::ofstream(flat_path, std::ios::binary) << flat;
+  EXPECT_LT(1536 * 1024 / static_cast<int64_t>(flat.size()), kMaxJpegPixelsPerByte / 8) << flat.size() << " bytes";
+  EXPECT_EQ(read_image(flat_path).width, 1536);
   // A 16384 x 16384 RGBA PNG header with no pixel data: 33 bytes that would make stb allocate 1 GiB.
   const std::string ihdr = std::string("IHDR\x00\x00\x40\x00\x00\x00\x40\x00\x08\x06\x00\x00\x00", 17);
   const std::string big = (dir / "big.png").string();

@@ -25,6 +25,11 @@ void write_png(const std::string& path, const Image& image);
 // missing, so a tiny file could otherwise ask for gigabytes).
 inline constexpr uintmax_t kMaxImageFileBytes = uintmax_t{1} << 30;
 inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+// A JPEG may claim at most this many pixels per byte of file (a baseline JPEG needs at least two
+// bits per 8x8 block and component, 256 pixels per byte; 2048 leaves room for progressive files'
+// end-of-band runs), and any JPEG up to 1024 x 1024 pixels is allowed.
+inline constexpr int64_t kMaxJpegPixelsPerByte = 2048;
+inline constexpr int64_t kJpegPixelsAlwaysAllowed = int64_t{1} << 20;
 
 // Reads a PNG or JPEG (through stb_image). channels 0 keeps the file's colour type with alpha
 // dropped (1 or 3); 1 converts colour to ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B, rounded);
