@@ -146,15 +146,43 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
   generate_images(model, n, seed, sampler, out, progress, init_noise, nullptr);
 }
 
+namespace {
+
+// Philox blocks that one batch of generate_images takes from the stream (x_T unless given, then
+// every stochastic step's noise): the same for every batch, so found once by running the sampler
+// on a stand-in model that predicts zeros (no U-Net work).
+uint64_t noise_blocks_per_batch(const DiffusionModel& model, const SamplerOptions& sampler, bool init_noise) {
+  const int64_t batch = model.batch(), per_item = model.per_item();
+  std::vector<float> x(static_cast<size_t>(batch * per_item), 0.0f);
+  NoiseRng rng(0, 0);
+  if (!init_noise) rng.fill_normal(x.data(), batch * per_item);
+  const EpsVarianceModel zero = [&](const float*, int64_t, float* eps, float* v) {
+    std::fill(eps, eps + batch * per_item, 0.0f);
+    if (v) std::fill(v, v + batch * per_item, 0.0f);
+  };
+  run_sampler(zero, x.data(), batch, per_item, model.schedule, sampler, rng);
+  return rng.offset();
+}
+
+}  // namespace
+
 void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const SamplerOptions& sampler, float* out,
                      const SampleProgress& progress, const float* init_noise, const int32_t* classes) {
   const int64_t batch = model.batch(), per_item = model.per_item();
-  const int64_t per_batch = generation_calls(model, batch, sampler), total = generation_calls(model, n, sampler);
+  // Data-parallel (mpirun): each process takes a contiguous run of the batches, starting each at
+  // the stream position one process would have reached there, and rank 0 gathers the images.
+  Communicator& comm = model.comm ? *model.comm : single_process();
+  const int64_t batches = (n + batch - 1) / batch;
+  const Shard mine = shard_of(batches, comm.rank(), comm.size());
+  const uint64_t blocks = comm.size() > 1 ? noise_blocks_per_batch(model, sampler, init_noise != nullptr) : 0;
+  const int64_t per_batch = generation_calls(model, batch, sampler);
+  const int64_t my_first = std::min(n, mine.first * batch), my_end = std::min(n, (mine.first + mine.count) * batch);
+  const int64_t total = comm.size() > 1 ? mine.count * per_batch : generation_calls(model, n, sampler);
   std::vector<float> x(static_cast<size_t>(batch * per_item));
-  NoiseRng rng(seed, 0);
+  NoiseRng rng(seed, mine.first * blocks);
   const EpsVarianceModel eps = model.eps_variance_model();
   int64_t done = 0;
-  for (int64_t first = 0; first < n; first += batch) {
+  for (int64_t first = my_first; first < my_end; first += batch) {
     const int64_t count = std::min(batch, n - first);
     if (classes && !model.classes.empty()) {  // a short last batch keeps the null class in its padding
       std::fill(model.classes.begin(), model.classes.end(), static_cast<int32_t>(model.dir.unet.class_count() - 1));
@@ -171,6 +199,16 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
     });
     done += per_batch;
     std::copy_n(x.begin(), count * per_item, out + first * per_item);
+  }
+  if (comm.size() > 1) {
+    std::vector<int64_t> counts(static_cast<size_t>(comm.size()));
+    for (int r = 0; r < comm.size(); ++r) {
+      const Shard s = shard_of(batches, r, comm.size());
+      counts[static_cast<size_t>(r)] =
+          (std::min(n, (s.first + s.count) * batch) - std::min(n, s.first * batch)) * per_item;
+    }
+    const std::vector<float> part(out + my_first * per_item, out + my_end * per_item);  // MPI forbids aliasing
+    comm.gather_to_root(part.data(), out, counts);
   }
 }
 

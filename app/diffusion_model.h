@@ -14,6 +14,7 @@
 #include "ddpm/diffusion/schedule.h"
 #include "ddpm/image/png.h"
 #include "ddpm/io/model_dir.h"
+#include "ddpm/parallel/communicator.h"
 #include "ddpm/kernels/precision.h"
 #include "ddpm/nn/unet.h"
 
@@ -34,6 +35,9 @@ struct DiffusionModel {
   // (dir.condition_channels() > 0), given to the U-Net after the noisy image's channels.
   std::vector<float> condition{};
   std::vector<int32_t> classes{};  // [batch]: each image's class (class-conditional models; null by default)
+  // Data-parallel generation (mpirun): generate_images spreads its batches over these processes
+  // and gathers the images on rank 0. Null: this process alone.
+  Communicator* comm = nullptr;
 
   int64_t batch() const { return images_per_call; }
   bool guided() const { return dir.unet.num_class_embeds && guidance != 1.0; }
@@ -70,7 +74,8 @@ DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Prec
                                     double guidance = 1.0);
 
 // n images into out [n, per_item] (values in [−1, 1]) with the given sampler, in batches of the
-// model's batch size. For each batch, x_T and then every stochastic step's noise come from one
+// model's batch size (with model.comm of P processes: a share of the batches each, the images on
+// rank 0 alone, the same as one process makes). For each batch, x_T and then every stochastic step's noise come from one
 // Philox stream of `seed` (so `ddpm sample` with the same seed and batch reproduces the same
 // pictures); when init_noise is given ([n, per_item] NHWC), x_T is read from it instead and the
 // stream gives only the steps' noise. progress(done, total) counts U-Net calls.

@@ -124,6 +124,7 @@ std::vector<float> generate_samples(const ClassifierConfig& c) {
   opt.requested = image_classes(opt.classes, dir.unet, opt.n);
   DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, opt.n), parse_precision(opt.precision),
                                               guidance_scale(opt.classes, dir.unet));
+  model.comm = &world();  // under mpirun: the batches spread over the processes, scored on rank 0
   const UNet2DConfig& u = model.dir.unet;
   if (u.sample_height != c.height || u.sample_width != c.width || u.in_channels != c.channels)
     throw std::invalid_argument(opt.model + " makes " + std::to_string(u.sample_height) + "x" +
@@ -133,14 +134,21 @@ std::vector<float> generate_samples(const ClassifierConfig& c) {
   const SamplerOptions sampler = sampler_options(opt.sampler, model.dir.scheduler);
   opt.sampler_description = describe_sampler(sampler, model.schedule.num_timesteps()) + describe_classes(opt.classes, u);
   std::vector<float> images(static_cast<size_t>(opt.n * model.per_item()));
-  std::fprintf(stderr, "generating %lld images: %s\n", static_cast<long long>(opt.n), opt.sampler_description.c_str());
-  ProgressBar bar("generate", generation_calls(model, opt.n, sampler), "step");
-  generate_images(model, opt.n, opt.seed, sampler, images.data(), [&](int64_t d, int64_t) { bar.update(d); }, nullptr,
-                  opt.requested.empty() ? nullptr : opt.requested.data());
-  bar.finish();
+  const bool root = world().is_root();
+  if (root)
+    std::fprintf(stderr, "generating %lld images: %s\n", static_cast<long long>(opt.n), opt.sampler_description.c_str());
+  const int64_t calls = generation_calls(model, opt.n, sampler);
+  ProgressBar bar("generate", calls, "step");
+  generate_images(
+      model, opt.n, opt.seed, sampler, images.data(),
+      [&](int64_t d, int64_t total) {
+        if (root) bar.update(d * calls / std::max<int64_t>(total, 1));
+      },
+      nullptr, opt.requested.empty() ? nullptr : opt.requested.data());
+  if (root) bar.finish();
   // Scored as saved: rounded to 8-bit pixels.
   const std::vector<uint8_t> pixels = to_uint8(images.data(), images.size());
-  if (!opt.save_samples.empty()) {
+  if (!opt.save_samples.empty() && root) {
     const std::vector<float> values(pixels.begin(), pixels.end());
     write_npy(opt.save_samples, values.data(), {opt.n, c.height, c.width, c.channels});
     std::fprintf(stderr, "wrote %s\n", opt.save_samples.c_str());
@@ -188,6 +196,7 @@ int run_eval_fd_command() {
   std::unique_ptr<Classifier> net = load_classifier(opt.classifier, 500);
   const ClassifierConfig& c = net->config();
   const std::vector<float> candidates = opt.samples.empty() ? generate_samples(c) : read_sample_npy(opt.samples, c);
+  if (!world().is_root()) return 0;  // under mpirun the other processes helped generate; rank 0 scores
   const Dataset test = load_dataset(opt.data, Split::test, c.height, c.width, c.channels);
   if (test.height != c.height || test.width != c.width || test.channels != c.channels)
     throw std::invalid_argument(test.name + " images do not match the classifier " + opt.classifier);

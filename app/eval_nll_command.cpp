@@ -89,6 +89,9 @@ CLI::App* add_eval_nll_command(CLI::App& eval) {
 }
 
 int run_eval_nll_command() {
+  if (world().size() > 1)
+    throw std::invalid_argument("eval nll does not spread over mpirun's processes yet; run it as one process "
+                                "(eval fd, sample and train do)");
   const auto start = std::chrono::steady_clock::now();
   const Split split = opt.split == "test" ? Split::test : Split::train;
   const Dataset data = load_training_data(opt.data, open_model_dir(opt.model).unet, split);

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <exception>
 
+#include "ddpm/parallel/communicator.h"
+
 #include "bench_model.h"
 #include "bench_ops.h"
 #include "diffuse_command.h"
@@ -65,6 +67,11 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    // Under mpirun: the commands that spread their work over the processes; any other would
+    // run P times over and write the same files at once.
+    if (ddpm::world().size() > 1 && !(train->parsed() || sample->parsed() || eval->parsed()))
+      throw std::invalid_argument("this command runs in one process; launch it without mpirun (train, sample and eval "
+                                  "spread their work over mpirun's processes)");
     if (ops->parsed()) return ddpm::app::run_bench_ops(ops_options);
     if (bench->parsed()) return ddpm::app::run_bench_model(model_options);
     if (train->parsed()) return ddpm::app::run_train_command();
@@ -82,8 +89,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "ddpm: error: %s\n", e.what());
-    return 1;
+    const ddpm::Communicator* comm = nullptr;
+    try {
+      comm = &ddpm::world();
+    } catch (const std::exception&) {  // the error was world()'s own
+    }
+    if (comm == nullptr || comm->size() == 1) {
+      std::fprintf(stderr, "ddpm: error: %s\n", e.what());
+      return 1;
+    }
+    // Data-parallel: the other processes may be waiting for this one in a collective, so end
+    // them all (mpirun reports the abort) rather than leave them hanging.
+    std::fprintf(stderr, "ddpm (rank %d of %d): error: %s\n", comm->rank(), comm->size(), e.what());
+    std::fflush(stderr);
+    ddpm::world().abort(1);
   }
   return 0;
 }

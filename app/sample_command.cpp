@@ -2,6 +2,7 @@
 // PNG grid (and optionally one PNG per image and an NPY of uint8 [N, H, W, C]). `ddpm info`: what a model or config is.
 #include "sample_command.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -96,19 +97,34 @@ int run_sample_command() {
     sample.n *= dir.unet.class_count() - 1;
   }
   const std::vector<int32_t> classes = image_classes(sample.classes, dir.unet, sample.n);
-  const int64_t batch = sample.batch > 0 ? std::min(sample.batch, sample.n) : sample.n;
+  // Under mpirun each process takes a share of the batches (by default one batch each: the
+  // images are then those of one process with --batch ceil(n / P)); rank 0 writes them.
+  Communicator& comm = world();
+  const int64_t whole = sample.batch > 0 ? sample.batch : (sample.n + comm.size() - 1) / comm.size();
+  const int64_t batch = std::max<int64_t>(1, std::min(whole, sample.n));
   DiffusionModel model = load_diffusion_model(sample.model, batch, parse_precision(sample.precision),
                                               guidance_scale(sample.classes, dir.unet));
+  model.comm = &comm;
   const UNet2DConfig& cfg = model.dir.unet;
   const SamplerOptions sampler = sampler_options(sample.sampler, model.dir.scheduler);
   const int64_t per_item = model.per_item();
   std::vector<float> images(static_cast<size_t>(sample.n * per_item));
-  std::fprintf(stderr, "sampling %lld images: %s%s\n", static_cast<long long>(sample.n),
-               describe_sampler(sampler, model.schedule.num_timesteps()).c_str(),
-               describe_classes(sample.classes, cfg).c_str());
+  if (comm.is_root())
+    std::fprintf(stderr, "sampling %lld images: %s%s%s\n", static_cast<long long>(sample.n),
+                 describe_sampler(sampler, model.schedule.num_timesteps()).c_str(),
+                 describe_classes(sample.classes, cfg).c_str(),
+                 comm.size() > 1 ? (", batches of " + std::to_string(batch) + " over " + std::to_string(comm.size()) +
+                                    " processes")
+                                       .c_str()
+                                 : "");
   ProgressBar bar("sample", generation_calls(model, sample.n, sampler), "step");
-  generate_images(model, sample.n, sample.seed, sampler, images.data(), [&](int64_t done, int64_t) { bar.update(done); },
-                  init_noise.empty() ? nullptr : init_noise.data(), classes.empty() ? nullptr : classes.data());
+  generate_images(
+      model, sample.n, sample.seed, sampler, images.data(),
+      [&](int64_t done, int64_t total) {
+        if (comm.is_root()) bar.update(done * generation_calls(model, sample.n, sampler) / std::max<int64_t>(total, 1));
+      },
+      init_noise.empty() ? nullptr : init_noise.data(), classes.empty() ? nullptr : classes.data());
+  if (!comm.is_root()) return 0;  // rank 0 holds the images and writes them
   bar.finish();
   std::vector<uint8_t> pixels(images.size());
   to_uint8(images.data(), images.size(), pixels.data());

@@ -3,13 +3,19 @@
 
 #include <atomic>
 #include <csignal>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "ddpm/parallel/communicator.h"
 #include "ddpm/train/trainer.h"
 #include "progress.h"
 
@@ -26,6 +32,29 @@ int64_t final_samples = 64;
 std::atomic<bool> interrupted{false};
 
 void on_signal(int) { interrupted = true; }
+
+// Under mpirun a worker that dies makes mpirun end the others with SIGTERM; they cannot finish a
+// step without it, so each says what happened and where to resume, and exits at once.
+// Two buffers: the handler reads the one published, the loop writes the other and then swaps.
+char stopped_messages[2][1024] = {"\ntrain: stopped by mpirun\n", ""};
+std::atomic<int> stopped_message_index{0};
+void on_mpirun_stop(int) {
+  const char* text = stopped_messages[stopped_message_index.load()];
+  ssize_t written = ::write(STDERR_FILENO, text, std::strlen(text));
+  (void)written;
+  std::_Exit(143);
+}
+void set_stopped_message(const Communicator& comm, const std::string& run_dir, int64_t saved_step) {
+  const int next = 1 - stopped_message_index.load();
+  const std::string where = saved_step > 0 ? "the checkpoint of step " + std::to_string(saved_step) + " in " + run_dir +
+                                                 " is intact: continue with ddpm train --resume " + run_dir +
+                                                 " (on any number of processes)"
+                                           : "no checkpoint was written yet";
+  std::snprintf(stopped_messages[next], sizeof stopped_messages[next],
+                "\ntrain: rank %d of %d stopped by mpirun (another worker died or the job was interrupted); %s\n",
+                comm.rank(), comm.size(), where.c_str());
+  stopped_message_index.store(next);
+}
 
 CLI::App* command = nullptr;
 
@@ -122,6 +151,7 @@ CLI::App* add_train_command(CLI::App& app) {
 }
 
 int run_train_command() {
+  Communicator& comm = world();
   options.precision = parse_precision(precision);
   if (task == "super-resolution" && options.super_resolution == 0) options.super_resolution = 4;
   options.random_flip = random_flip.value_or(options.data.rfind("cifar10:", 0) == 0);
@@ -130,33 +160,53 @@ int run_train_command() {
     const auto given = [](const char* flag, int64_t value) {
       return command->get_option(flag)->count() ? std::optional<int64_t>(value) : std::nullopt;
     };
-    trainer = Trainer::resume(resume_dir, {given("--steps", options.steps), given("--save-every", options.save_every),
-                                           given("--sample-every", options.sample_every),
-                                           given("--sample-n", options.sample_n), given("--log-every", options.log_every),
-                                           given("--max-nonfinite-steps", options.max_nonfinite_steps)});
+    trainer = Trainer::resume(resume_dir,
+                              {given("--steps", options.steps), given("--save-every", options.save_every),
+                               given("--sample-every", options.sample_every), given("--sample-n", options.sample_n),
+                               given("--log-every", options.log_every),
+                               given("--max-nonfinite-steps", options.max_nonfinite_steps)},
+                              comm);
     refuse_changed_settings(trainer->options());
-    std::fprintf(stderr, "resuming %s at step %lld of %lld\n", resume_dir.c_str(),
-                 static_cast<long long>(trainer->step()), static_cast<long long>(trainer->options().steps));
+    if (comm.is_root())
+      std::fprintf(stderr, "resuming %s at step %lld of %lld\n", resume_dir.c_str(),
+                   static_cast<long long>(trainer->step()), static_cast<long long>(trainer->options().steps));
   } else {
-    trainer = std::make_unique<Trainer>(options);
-    std::fprintf(stderr, "training %s (%lld parameters) on %s into %s\n", options.config.c_str(),
-                 static_cast<long long>(trainer->parameter_count()), options.data.c_str(), options.out.c_str());
+    trainer = std::make_unique<Trainer>(options, comm);
+    if (comm.is_root())
+      std::fprintf(stderr, "training %s (%lld parameters) on %s into %s\n", options.config.c_str(),
+                   static_cast<long long>(trainer->parameter_count()), options.data.c_str(), options.out.c_str());
   }
   const TrainOptions& o = trainer->options();
+  if (comm.size() > 1 && comm.is_root())
+    std::fprintf(stderr, "data-parallel over %d processes (%s): %lld images of each batch of %lld per process\n",
+                 comm.size(), comm.backend().c_str(), static_cast<long long>(o.batch / comm.size()),
+                 static_cast<long long>(o.batch));
   std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  ProgressBar bar("train", o.steps, "step");
+  std::signal(SIGTERM, comm.size() > 1 ? on_mpirun_stop : on_signal);
+  set_stopped_message(comm, o.out, trainer->step());
+  ProgressBar bar("train", comm.is_root() ? o.steps : 0, "step");
+  const int64_t start = trainer->step();
+  int64_t saved = start;
   trainer->run([&](const TrainRecord& r) {
-    bar.update(r.step, r.loss);
+    if (comm.is_root()) bar.update(r.step, r.loss);
+    // The checkpoint of a multiple of --save-every is written after this callback returns.
+    const int64_t done = std::max(start, (r.step - 1) / o.save_every * o.save_every);
+    if (comm.size() > 1 && done != saved) set_stopped_message(comm, o.out, saved = done);
     return !interrupted.load();
   });
-  bar.finish();
+  if (comm.is_root()) bar.finish();
+  if (comm.size() > 1) {
+    // Every worker's weights, for the record (rank 0 also compared them at each checkpoint).
+    std::fprintf(stderr, "rank %d of %d: step %lld, weights checksum %016llx\n", comm.rank(), comm.size(),
+                 static_cast<long long>(trainer->step()), static_cast<unsigned long long>(trainer->weights_checksum()));
+    comm.barrier();
+  }
   if (interrupted) {
     std::fprintf(stderr, "interrupted: checkpoint saved at step %lld; continue with: ddpm train --resume %s\n",
                  static_cast<long long>(trainer->step()), o.out.c_str());
     return 130;
   }
-  if (final_samples > 0) {
+  if (final_samples > 0 && comm.is_root()) {
     const std::string path = (std::filesystem::path(o.out) / "samples" / "final.png").string();
     std::fprintf(stderr, "sampling %lld images from the EMA weights (%lld steps) ...\n",
                  static_cast<long long>(final_samples), static_cast<long long>(o.num_timesteps));

@@ -103,13 +103,22 @@ void to_unit_range(float* dst, const uint8_t* src, int64_t h, int64_t w, int64_t
 }  // namespace
 
 void Batcher::next(float* images, int32_t* labels, float* conditions) {
+  next_shard(0, batch_size_, images, labels, conditions);
+}
+
+void Batcher::next_shard(int64_t first, int64_t count, float* images, int32_t* labels, float* conditions) {
   const int64_t h = data_.height, w = data_.width;
   const bool labelled = !data_.labels.empty();
   if (conditions && data_.condition_channels == 0)
     throw std::invalid_argument(data_.name + ": the data has no conditioning images");
-  for (int64_t b = 0; b < batch_size_; ++b) {
+  if (first < 0 || count < 0 || first + count > batch_size_)
+    throw std::invalid_argument("Batcher::next_shard: items [" + std::to_string(first) + ", " +
+                                std::to_string(first + count) + ") of a batch of " + std::to_string(batch_size_));
+  for (int64_t slot = 0; slot < batch_size_; ++slot) {
     bool mirrored = false;
     const int64_t index = take(&mirrored);
+    if (slot < first || slot >= first + count) continue;
+    const int64_t b = slot - first;
     to_unit_range(images + b * data_.image_size(), data_.image(index), h, w, data_.channels, mirrored);
     if (conditions)
       to_unit_range(conditions + b * data_.condition_size(), data_.condition(index), h, w, data_.condition_channels,

@@ -103,26 +103,37 @@ std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> c, std::array<uint
 
 void NoiseRng::fill_normal(float* out, int64_t n) {
   if (n < 0) throw std::invalid_argument("NoiseRng::fill_normal: negative count " + std::to_string(n));
-  if (n == 0) return;
-  const int64_t blocks = (n + 3) / 4, groups = (blocks + kLanes - 1) / kLanes;
+  fill_normal_part(out, n, 0, n);
+}
+
+void NoiseRng::fill_normal_part(float* out, int64_t n, int64_t begin, int64_t count) {
+  if (n < 0 || begin < 0 || count < 0 || begin + count > n)
+    throw std::invalid_argument("NoiseRng::fill_normal_part: values [" + std::to_string(begin) + ", " +
+                                std::to_string(begin + count) + ") of " + std::to_string(n));
+  constexpr int64_t kGroupValues = 4 * kLanes;
   constexpr int64_t kGroupsPerTask = 64;
-  const uint64_t seed = seed_, first = offset_;
-  cpu::parallel_for((groups + kGroupsPerTask - 1) / kGroupsPerTask, n >= kNormalGrain, [&](int64_t task) {
-    const int64_t end = std::min(groups, (task + 1) * kGroupsPerTask);
-    for (int64_t g = task * kGroupsPerTask; g < end; ++g) {
-      uint32_t w[4][kLanes];
-      philox_lanes(seed, first + static_cast<uint64_t>(g * kLanes), w);
-      const int64_t base = 4 * kLanes * g;
-      if (base + 4 * kLanes <= n) {
-        box_muller_lanes(w, out + base);
-      } else {  // the last, partial group
-        float z[4 * kLanes];
-        box_muller_lanes(w, z);
-        std::copy(z, z + (n - base), out + base);
+  if (count > 0) {
+    const int64_t end_value = begin + count;
+    const int64_t g0 = begin / kGroupValues, g1 = (end_value - 1) / kGroupValues + 1;  // the groups [g0, g1)
+    const uint64_t seed = seed_, first = offset_;
+    cpu::parallel_for((g1 - g0 + kGroupsPerTask - 1) / kGroupsPerTask, count >= kNormalGrain, [&](int64_t task) {
+      const int64_t end = std::min(g1, g0 + (task + 1) * kGroupsPerTask);
+      for (int64_t g = g0 + task * kGroupsPerTask; g < end; ++g) {
+        uint32_t w[4][kLanes];
+        philox_lanes(seed, first + static_cast<uint64_t>(g * kLanes), w);
+        const int64_t lo = kGroupValues * g, hi = lo + kGroupValues;
+        if (lo >= begin && hi <= end_value) {
+          box_muller_lanes(w, out + (lo - begin));
+        } else {  // a group cut by either end of the part
+          float z[kGroupValues];
+          box_muller_lanes(w, z);
+          const int64_t a = std::max(lo, begin), b = std::min(hi, end_value);
+          std::copy(z + (a - lo), z + (b - lo), out + (a - begin));
+        }
       }
-    }
-  });
-  offset_ += static_cast<uint64_t>(blocks);
+    });
+  }
+  offset_ += static_cast<uint64_t>((n + 3) / 4);
 }
 
 int64_t NoiseRng::uniform_int(int64_t n) {

@@ -3,6 +3,9 @@
 // also burdened with float32 rounding of the products).
 #include "ddpm/diffusion/process.h"
 
+#include <stdexcept>
+#include <string>
+
 #include "diffusion/per_item.h"
 
 namespace ddpm {
@@ -68,6 +71,17 @@ void draw_training_batch(float* x_t, float* noise, int64_t* t, const float* x0, 
   rng.fill_uniform_int(t, batch, schedule.num_timesteps());
   rng.fill_normal(noise, batch * per_item);
   q_sample(x_t, x0, noise, t, batch, per_item, schedule);
+}
+
+void draw_training_shard(float* x_t, float* noise, int64_t* t, const float* x0, int64_t batch, int64_t first,
+                         int64_t count, int64_t per_item, const NoiseSchedule& schedule, NoiseRng& rng) {
+  check_sizes(batch, per_item, "draw_training_shard");
+  if (first < 0 || count < 1 || first + count > batch)
+    throw std::invalid_argument("draw_training_shard: items [" + std::to_string(first) + ", " +
+                                std::to_string(first + count) + ") of a batch of " + std::to_string(batch));
+  rng.fill_uniform_int(t, batch, schedule.num_timesteps());
+  rng.fill_normal_part(noise, batch * per_item, first * per_item, count * per_item);
+  q_sample(x_t, x0, noise, t + first, count, per_item, schedule);
 }
 
 }  // namespace ddpm

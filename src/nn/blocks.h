@@ -117,9 +117,11 @@ class ResnetBlock {
   ResnetBlock(Planner& pl, const std::string& prefix, int64_t batch, int64_t height, int64_t width, int64_t in_ch,
               int64_t out_ch, int64_t temb_ch, int64_t groups, float eps, Precision precision);
   void set_weights(const float* params);
-  // silu_temb: SiLU(temb) [batch, temb_ch], shared by all blocks. Output in out().
+  // silu_temb: SiLU(temb) [batch, temb_ch], shared by all blocks. Output in out(). first_image:
+  // this batch is images [first_image, ...) of a larger one (data-parallel), whose dropout mask
+  // it takes.
   void forward(const float* params, const float* x, const float* silu_temb, float dropout, uint64_t seed,
-               Scratch& s);
+               int64_t first_image, Scratch& s);
   // dy -> dx (overwritten); the gradient w.r.t. silu_temb is ADDED to d_silu_temb.
   void backward(const float* params, float* grads, const float* x, const float* dy, float* dx, const float* silu_temb,
                 float* d_silu_temb, Scratch& s);
@@ -137,6 +139,7 @@ class ResnetBlock {
   bool has_shortcut_;
   float dropout_ = 0;
   uint64_t seed_ = 0;
+  int64_t first_element_ = 0;  // of the dropout mask
   Buf a1_, c1_, a2_, tproj_, y_;  // SiLU(norm1(x)), conv1 + temb, dropout(SiLU(norm2)), proj, out
 };
 

@@ -42,9 +42,10 @@ double ResnetBlock::flops() const {
 }
 
 void ResnetBlock::forward(const float* params, const float* x, const float* silu_temb, float dropout, uint64_t seed,
-                          Scratch& s) {
+                          int64_t first_image, Scratch& s) {
   dropout_ = dropout;
   seed_ = seed;
+  first_element_ = first_image * pixels_ * out_;
   const float* w = params;
   cpu::group_norm_forward(a1_.p, norm1_.mean.p, norm1_.rstd.p, x, w + norm1_.weight, w + norm1_.bias, norm1_.shape,
                           true, s.gn.p, s.gn_floats);
@@ -53,7 +54,7 @@ void ResnetBlock::forward(const float* params, const float* x, const float* silu
   cpu::add_channel_bias_forward(c1_.p, tproj_.p, batch_, pixels_, out_);
   cpu::group_norm_forward(a2_.p, norm2_.mean.p, norm2_.rstd.p, c1_.p, w + norm2_.weight, w + norm2_.bias,
                           norm2_.shape, true, s.gn.p, s.gn_floats);
-  if (dropout > 0) cpu::dropout_forward(a2_.p, a2_.p, out_numel(), dropout, seed);
+  if (dropout > 0) cpu::dropout_forward(a2_.p, a2_.p, out_numel(), dropout, seed, first_element_);
   conv2_.op->forward(a2_.p, w + conv2_.bias, y_.p);
   if (has_shortcut_) {
     shortcut_.op->forward(x, w + shortcut_.bias, s.a.p);
@@ -69,7 +70,7 @@ void ResnetBlock::backward(const float* params, float* grads, const float* x, co
   float* g = grads;
   float* gh = s.a.p;  // d(conv2 input), then d(conv1 output) in place
   conv2_.op->backward(a2_.p, dy, gh, g + conv2_.weight, g + conv2_.bias);
-  if (dropout_ > 0) cpu::dropout_backward(gh, gh, out_numel(), dropout_, seed_);
+  if (dropout_ > 0) cpu::dropout_backward(gh, gh, out_numel(), dropout_, seed_, first_element_);
   cpu::group_norm_backward(gh, g + norm2_.weight, g + norm2_.bias, gh, c1_.p, norm2_.mean.p, norm2_.rstd.p,
                            w + norm2_.weight, w + norm2_.bias, norm2_.shape, true, s.gn.p, s.gn_floats);
   cpu::add_channel_bias_backward(tproj_.p, gh, batch_, pixels_, out_);  // tproj_ now holds its gradient

@@ -57,6 +57,7 @@ struct UNet2D::Impl {
   int64_t batch;
   Precision precision;
   bool training;
+  int64_t first_image = 0;  // set_shard()
   std::vector<ParamInfo> table;
   Arena arena;
   nn::Planner pl;
@@ -265,7 +266,7 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
 
 void UNet2D::Impl::layer_forward(Layer& l, const float* in, const float* w, uint64_t seed) {
   l.in = in;
-  l.resnet->forward(w, in, time->silu_temb(), training ? cfg.dropout : 0.0f, seed, scratch);
+  l.resnet->forward(w, in, time->silu_temb(), training ? cfg.dropout : 0.0f, seed, first_image, scratch);
   if (l.attn) l.attn->forward(w, l.resnet->out(), scratch);
 }
 
@@ -324,6 +325,11 @@ void UNet2D::set_weights() {
     if (l->attn) l->attn->set_weights(w);
   }
   m.conv_out.set_weights(w);
+}
+
+void UNet2D::set_shard(int64_t first_image) {
+  if (first_image < 0) throw std::invalid_argument("UNet2D::set_shard: negative first image " + std::to_string(first_image));
+  impl_->first_image = first_image;
 }
 
 void UNet2D::init_weights(uint64_t seed) {

@@ -43,6 +43,7 @@
 #include "ddpm/kernels/mse.h"
 #include "ddpm/kernels/optimizer.h"
 #include "ddpm/nn/unet.h"
+#include "ddpm/parallel/communicator.h"
 #include "ddpm/train/schedules.h"
 
 namespace ddpm {
@@ -262,6 +263,8 @@ TensorList tensor_list(const UNet2D& model) {
 }
 
 struct Trainer::Impl {
+  Communicator* comm = &single_process();
+  Shard shard;  // this worker's images of every batch: all of them in one process
   TrainOptions opt;
   UNet2DConfig cfg;
   Dataset data;
@@ -274,6 +277,7 @@ struct Trainer::Impl {
   int64_t step = 0;
   int64_t per_item = 0;
   std::vector<float> ema, adam_m, adam_v;
+  // The shard's images (all of the batch's in one process); t and t_float cover the whole batch.
   std::vector<float> x0, x_t, noise, eps, d_eps, t_float;
   std::vector<float> conditions, net_input;  // image-conditioned: the batch's conditions; [x_t, condition]
   std::vector<int32_t> labels;  // the batch's classes (the null class where dropped); -1 when unlabelled
@@ -286,14 +290,17 @@ struct Trainer::Impl {
   double last_vlb = 0;
 
   // Forward, loss and backward of one batch (x_t, noise, t drawn); returns the loss.
+  // Data-parallel: each worker's loss and gradients are means over its shard; the caller averages
+  // them over the workers.
   double loss_and_gradients() {
-    const int64_t B = opt.batch, n = B * per_item;
+    const int64_t B = shard.count, n = B * per_item;
     const uint64_t dropout_seed = opt.seed * 1000003ULL + static_cast<uint64_t>(step);  // no state to save
+    const float* t_shard = t_float.data() + shard.first;
     const int32_t* class_labels = nullptr;
     if (opt.class_conditional) {
       const auto null_class = static_cast<int32_t>(cfg.class_count() - 1);
       for (int64_t b = 0; b < B; ++b)
-        if (drop_label(opt.seed, step, b, opt.label_dropout)) labels[static_cast<size_t>(b)] = null_class;
+        if (drop_label(opt.seed, step, shard.first + b, opt.label_dropout)) labels[static_cast<size_t>(b)] = null_class;
       class_labels = labels.data();
     }
     const float* input = x_t.data();
@@ -303,16 +310,16 @@ struct Trainer::Impl {
       input = net_input.data();
     }
     if (!opt.learn_variance) {
-      model->forward(input, t_float.data(), eps.data(), dropout_seed, class_labels);
+      model->forward(input, t_shard, eps.data(), dropout_seed, class_labels);
       const double loss = cpu::mse_forward(eps.data(), noise.data(), n);
       cpu::mse_backward(d_eps.data(), eps.data(), noise.data(), n);
       model->backward(d_eps.data());
       return loss;
     }
     const int64_t pixels = B * cfg.sample_height * cfg.sample_width, C = per_item / (cfg.sample_height * cfg.sample_width);
-    model->forward(input, t_float.data(), out.data(), dropout_seed, class_labels);
+    model->forward(input, t_shard, out.data(), dropout_seed, class_labels);
     split_eps_variance(out.data(), eps.data(), v.data(), pixels, C);
-    const HybridLoss loss = hybrid_loss(x0.data(), x_t.data(), noise.data(), eps.data(), v.data(), t.data(), B,
+    const HybridLoss loss = hybrid_loss(x0.data(), x_t.data(), noise.data(), eps.data(), v.data(), t.data() + shard.first, B,
                                         per_item, *schedule, opt.vlb_weight, d_eps.data(), d_v.data());
     join_eps_variance(d_out.data(), d_eps.data(), d_v.data(), pixels, C);
     model->backward(d_out.data());
@@ -320,9 +327,15 @@ struct Trainer::Impl {
     return loss.total;
   }
 
-  void build(const TrainOptions& options) {
+  void build(const TrainOptions& options, Communicator& world) {
+    comm = &world;
     opt = options;
     validate(opt);
+    if (opt.batch % comm->size() != 0)
+      throw std::invalid_argument("train: --batch " + std::to_string(opt.batch) + " (the global batch) does not split " +
+                                  "evenly over " + std::to_string(comm->size()) + " processes; give a multiple of " +
+                                  std::to_string(comm->size()));
+    shard = shard_of(opt.batch, comm->rank(), comm->size());
     cfg = resolve_config(opt.config);
     const int64_t channels = image_channels(cfg, opt);
     data = load_training_data(opt.data, cfg, Split::train, channels);
@@ -334,26 +347,44 @@ struct Trainer::Impl {
     schedule = std::make_unique<NoiseSchedule>(parse_schedule_kind(opt.beta_schedule), opt.num_timesteps,
                                                opt.beta_start, opt.beta_end);
     batcher = std::make_unique<Batcher>(data, opt.batch, opt.seed, opt.random_flip);
-    model = std::make_unique<UNet2D>(cfg, opt.batch, opt.precision, true);
+    model = std::make_unique<UNet2D>(cfg, shard.count, opt.precision, true);
+    model->set_shard(shard.first);
     rng = NoiseRng(opt.seed ^ 0x5DEECE66DULL, 0);
     per_item = cfg.sample_height * cfg.sample_width * channels;
-    const auto n = static_cast<size_t>(opt.batch * per_item);
+    const auto n = static_cast<size_t>(shard.count * per_item);
     if (data.condition_channels) {
-      conditions.resize(static_cast<size_t>(opt.batch * data.condition_size()));
-      net_input.resize(static_cast<size_t>(opt.batch * cfg.sample_height * cfg.sample_width * cfg.in_channels));
+      conditions.resize(static_cast<size_t>(shard.count * data.condition_size()));
+      net_input.resize(static_cast<size_t>(shard.count * cfg.sample_height * cfg.sample_width * cfg.in_channels));
     }
     x0.resize(n), x_t.resize(n), noise.resize(n), eps.resize(n), d_eps.resize(n);
     if (opt.learn_variance) out.resize(2 * n), v.resize(n), d_v.resize(n), d_out.resize(2 * n);
     t.resize(static_cast<size_t>(opt.batch));
     t_float.resize(static_cast<size_t>(opt.batch));
-    labels.resize(static_cast<size_t>(opt.batch));
+    labels.resize(static_cast<size_t>(shard.count));
     const auto p = static_cast<size_t>(model->parameter_count());
     ema.resize(p), adam_m.assign(p, 0.0f), adam_v.assign(p, 0.0f);
+  }
+
+  // The mean over workers of their shard means (equal shards: the whole batch's mean), in place
+  // for the gradients; returns the mean loss (and sets last_vlb likewise). Every worker ends
+  // with the same numbers, so all apply the same update.
+  double average_over_workers(double loss) {
+    profile::Scope scope(profile::Kind::block, "all-reduce gradients");
+    const int64_t P = model->parameter_count();
+    float* g = model->grads();
+    comm->allreduce_sum(g, P);
+    const float inv = 1.0f / static_cast<float>(comm->size());
+    for (int64_t i = 0; i < P; ++i) g[i] *= inv;
+    double sums[2] = {loss, last_vlb};
+    comm->allreduce_sum(sums, 2);
+    last_vlb = sums[1] / comm->size();
+    return sums[0] / comm->size();
   }
 
   std::string state_path() const { return (fs::path(opt.out) / kStateFile).string(); }
 
   void open_log() {
+    if (!comm->is_root()) return;  // rank 0 alone logs
     log.open(fs::path(opt.out) / "log.jsonl", std::ios::app);
     if (!log) throw std::runtime_error(opt.out + "/log.jsonl: cannot open for writing");
   }
@@ -361,15 +392,16 @@ struct Trainer::Impl {
 
 Trainer::Trainer() : impl_(std::make_unique<Impl>()) {}
 
-Trainer::Trainer(const TrainOptions& options) : Trainer() {
+Trainer::Trainer(const TrainOptions& options, Communicator& comm) : Trainer() {
   Impl& m = *impl_;
-  m.build(options);
+  m.build(options, comm);
   if (fs::exists(fs::path(options.out) / kStateFile))
     throw std::invalid_argument("train: " + options.out + " already holds a run; continue it with --resume " +
                                 options.out + " or choose another --out");
-  fs::create_directories(fs::path(options.out) / "samples");
   m.model->init_weights(options.seed);
   std::copy(m.model->params(), m.model->params() + m.model->parameter_count(), m.ema.begin());
+  if (!comm.is_root()) return;  // rank 0 alone writes the run directory
+  fs::create_directories(fs::path(options.out) / "samples");
   {
     // Atomic, like every file a resume reads: a kill mid-write leaves the old file or none.
     const fs::path path = fs::path(options.out) / kOptionsFile, tmp = path.string() + ".tmp";
@@ -384,7 +416,7 @@ Trainer::Trainer(const TrainOptions& options) : Trainer() {
   m.open_log();
 }
 
-std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const ResumeChanges& changes) {
+std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const ResumeChanges& changes, Communicator& comm) {
   const fs::path options_path = fs::path(run_dir) / kOptionsFile;
   std::ifstream in(options_path);
   if (!in) throw std::invalid_argument("--resume " + run_dir + ": no " + kOptionsFile + " there (not a run directory)");
@@ -410,7 +442,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const Resum
                                 "save); start it again with the same --out");
   std::unique_ptr<Trainer> trainer(new Trainer());
   Impl& m = *trainer->impl_;
-  m.build(options);
+  m.build(options, comm);
 
   SafetensorsFile state = SafetensorsFile::open(m.state_path());
   const auto p = static_cast<size_t>(m.model->parameter_count());
@@ -456,11 +488,16 @@ double Trainer::train_step() {
   const int64_t B = m.opt.batch, P = m.model->parameter_count();
   {
     profile::Scope scope(profile::Kind::block, "batch + noise draw");
-    m.batcher->next(m.x0.data(), m.labels.data(), m.conditions.empty() ? nullptr : m.conditions.data());
-    draw_training_batch(m.x_t.data(), m.noise.data(), m.t.data(), m.x0.data(), B, m.per_item, *m.schedule, m.rng);
+    // Every worker steps the data order and the noise stream through the whole batch and fills
+    // only its shard, so P workers draw exactly what one process draws.
+    m.batcher->next_shard(m.shard.first, m.shard.count, m.x0.data(), m.labels.data(),
+                          m.conditions.empty() ? nullptr : m.conditions.data());
+    draw_training_shard(m.x_t.data(), m.noise.data(), m.t.data(), m.x0.data(), B, m.shard.first, m.shard.count,
+                        m.per_item, *m.schedule, m.rng);
     for (int64_t b = 0; b < B; ++b) m.t_float[static_cast<size_t>(b)] = static_cast<float>(m.t[static_cast<size_t>(b)]);
   }
-  const double loss = m.loss_and_gradients();
+  double loss = m.loss_and_gradients();
+  if (m.comm->size() > 1) loss = m.average_over_workers(loss);
   const float grad_norm = cpu::clip_grad_norm(m.model->grads(), P, static_cast<float>(m.opt.grad_clip));
   m.last_grad_norm = grad_norm;
   if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
@@ -495,9 +532,37 @@ double Trainer::train_step() {
   return loss;
 }
 
+uint64_t Trainer::weights_checksum() const {
+  const Impl& m = *impl_;
+  const int64_t P = m.model->parameter_count();
+  return checksum(m.model->params(), P) * 31 + checksum(m.ema.data(), P);
+}
+
 void Trainer::save_checkpoint() {
   Impl& m = *impl_;
   const int64_t P = m.model->parameter_count();
+  if (m.comm->size() > 1) {
+    // Data-parallel replicas must hold the same weights: compare every worker's with rank 0's.
+    const uint64_t mine = weights_checksum();
+    uint64_t root = mine;
+    m.comm->broadcast(&root, sizeof root, 0);
+    double differing = root == mine ? 0 : 1;
+    m.comm->allreduce_sum(&differing, 1);
+    if (differing > 0)
+      throw std::runtime_error("train: at step " + std::to_string(m.step) + " the weights of " +
+                               std::to_string(static_cast<int>(differing)) + " of " + std::to_string(m.comm->size()) +
+                               " workers differ from rank 0's (the replicas drifted apart; a bug or a faulty " +
+                               "machine). Nothing was saved; the checkpoint of step " +
+                               std::to_string(m.last_saved_step) + " is intact.");
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(mine));
+    if (m.comm->is_root())
+      m.log << json{{"replicas_identical", m.comm->size()}, {"step", m.step}, {"weights_checksum", hex}}.dump() << "\n";
+    if (!m.comm->is_root()) {  // rank 0 alone writes the run directory
+      m.last_saved_step = m.step;
+      return;
+    }
+  }
   const std::vector<int64_t> shape{P};
   const BatcherState bs = m.batcher->state();
   // The exported model (a copy for users) first, the training state last: the state is what a
@@ -571,7 +636,8 @@ void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {
     const int64_t before = m.step;
     const double loss = train_step();
     if (m.step == before) {  // skipped (and logged): a non-finite loss or gradient
-      std::fprintf(stderr, "\ntrain: step %lld skipped: non-finite loss or gradient (%lld in a row; the limit is %lld)\n",
+      if (m.comm->is_root())
+        std::fprintf(stderr, "\ntrain: step %lld skipped: non-finite loss or gradient (%lld in a row; the limit is %lld)\n",
                    static_cast<long long>(m.step + 1), static_cast<long long>(m.nonfinite_in_a_row),
                    static_cast<long long>(m.opt.max_nonfinite_steps));
       continue;
@@ -581,7 +647,7 @@ void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {
     const double seconds = std::chrono::duration<double>(now - last).count();
     TrainRecord record{m.step, loss, m.last_grad_norm, warmed_up_lr(m.opt.lr, m.step, m.opt.warmup_steps),
                        seconds > 0 ? static_cast<double>(images_since) / seconds : 0.0, m.last_vlb};
-    if (m.step % m.opt.log_every == 0 || m.step == m.opt.steps) {
+    if (m.comm->is_root() && (m.step % m.opt.log_every == 0 || m.step == m.opt.steps)) {
       json line{{"step", record.step}, {"loss", record.loss}, {"grad_norm", record.grad_norm}, {"lr", record.lr},
                 {"img_per_s", record.images_per_second}};
       if (m.opt.learn_variance) line["vlb_bpd"] = record.vlb;
@@ -590,7 +656,12 @@ void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {
       last = now;
       images_since = 0;
     }
-    const bool go_on = !on_step || on_step(record);
+    bool go_on = !on_step || on_step(record);
+    if (m.comm->size() > 1) {  // workers stop together (a stop asked on any one stops all)
+      double stops = go_on ? 0 : 1;
+      m.comm->allreduce_sum(&stops, 1);
+      go_on = stops == 0;
+    }
     const bool final_save = !go_on || m.step == m.opt.steps;
     if (final_save) {
       save_checkpoint();  // a failure here throws: nothing would retry it
@@ -611,7 +682,7 @@ void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {
       }
     }
     if (!go_on) return;
-    if (m.opt.sample_every > 0 && m.step % m.opt.sample_every == 0 && m.step != m.opt.steps) {
+    if (m.comm->is_root() && m.opt.sample_every > 0 && m.step % m.opt.sample_every == 0 && m.step != m.opt.steps) {
       char name[64];
       std::snprintf(name, sizeof name, "step_%07lld.png", static_cast<long long>(m.step));
       save_samples((fs::path(m.opt.out) / "samples" / name).string(), m.opt.sample_n, m.opt.seed + 1);

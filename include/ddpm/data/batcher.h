@@ -25,6 +25,10 @@ class Batcher {
   // their images. A batch that reaches the end of an epoch continues with the next epoch's
   // permutation, so every index appears exactly once per epoch. Does not allocate.
   void next(float* images, int32_t* labels = nullptr, float* conditions = nullptr);
+  // A data-parallel worker's part of next(): the batch's items [first, first + count) into
+  // images [count, H, W, C] (labels, conditions likewise); the state advances by the whole batch,
+  // so every worker keeps the same position and P workers see exactly one process's batches.
+  void next_shard(int64_t first, int64_t count, float* images, int32_t* labels = nullptr, float* conditions = nullptr);
 
   // Like next(), but only the dataset indices and flip decisions (for tests and logging).
   void next_indices(int64_t* indices, bool* flipped);

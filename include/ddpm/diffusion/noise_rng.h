@@ -27,6 +27,9 @@ class NoiseRng {
   // then advances by ceil(n / 4), dropping any unused values of the last block. Parallel over
   // large n; the result does not depend on the thread count. n = 0 draws nothing.
   void fill_normal(float* out, int64_t n);
+  // Values [begin, begin + count) of what fill_normal(·, n) would give, and the same advance: a
+  // data-parallel worker draws its shard of a batch's noise, bit-identical to the whole draw.
+  void fill_normal_part(float* out, int64_t n, int64_t begin, int64_t count);
 
   // Uniform on {0, ..., n − 1} from one block (a 64-bit word scaled by n; bias below n / 2^64).
   // Throws std::invalid_argument unless n >= 1.

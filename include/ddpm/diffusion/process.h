@@ -33,4 +33,10 @@ void predict_x0_from_eps(float* x0, const float* x_t, const float* eps, const in
 void draw_training_batch(float* x_t, float* noise, int64_t* t, const float* x0, int64_t batch, int64_t per_item,
                          const NoiseSchedule& schedule, NoiseRng& rng);
 
+// A data-parallel worker's part of draw_training_batch: t [batch] for the whole batch, noise and
+// x_t [count, per_item] for items [first, first + count) from x0 [count, per_item]; the values are
+// those of the whole draw and rng advances as by it.
+void draw_training_shard(float* x_t, float* noise, int64_t* t, const float* x0, int64_t batch, int64_t first,
+                         int64_t count, int64_t per_item, const NoiseSchedule& schedule, NoiseRng& rng);
+
 }  // namespace ddpm

@@ -69,6 +69,9 @@ class UNet2D {
   // of range), ignored otherwise.
   void forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed,
                const int32_t* class_labels = nullptr);
+  // Data-parallel: this U-Net's batch is images [first_image, first_image + batch) of a larger
+  // batch, and its dropout masks are that batch's (so P workers compute what one process would).
+  void set_shard(int64_t first_image);
   // Gradients of sum(d_eps * eps) for the last forward() with respect to every parameter, written
   // (not accumulated) into grads().
   void backward(const float* d_eps);

@@ -11,6 +11,7 @@
 
 #include "ddpm/kernels/precision.h"
 #include "ddpm/nn/unet_config.h"
+#include "ddpm/parallel/communicator.h"
 
 namespace ddpm {
 
@@ -67,14 +68,20 @@ struct ResumeChanges {
   std::optional<int64_t> steps{}, save_every{}, sample_every{}, sample_n{}, log_every{}, max_nonfinite_steps{};
 };
 
+// Data-parallel training: with a communicator of P processes (mpirun -np P), each worker takes
+// its shard of every global batch (options.batch, which P must divide), the gradients are averaged
+// with one all-reduce per step and every worker applies the same update; rank 0 alone writes the
+// run directory. The data order, noise and dropout masks are those of one process, so the run
+// equals a one-process run up to the summation order, and it resumes on any number of processes.
 class Trainer {
  public:
   // A new run: validates everything (data, config, options) before creating `out`.
-  explicit Trainer(const TrainOptions& options);
+  explicit Trainer(const TrainOptions& options, Communicator& comm = single_process());
   // Continues the run in `run_dir` from its last complete checkpoint. Refuses, saying why, a
   // checkpoint whose parameters do not fit the run's model, or data that changed since the run
   // started (the checkpoint records the data's size and a hash of it).
-  static std::unique_ptr<Trainer> resume(const std::string& run_dir, const ResumeChanges& changes = {});
+  static std::unique_ptr<Trainer> resume(const std::string& run_dir, const ResumeChanges& changes = {},
+                                         Communicator& comm = single_process());
   ~Trainer();
 
   const TrainOptions& options() const;
@@ -86,7 +93,11 @@ class Trainer {
   // throw std::runtime_error.
   double train_step();
   int64_t skipped_steps() const;      // non-finite steps skipped over the whole run
-  void save_checkpoint();             // atomic: the previous checkpoint stays valid until replaced
+  // Atomic: the previous checkpoint stays valid until replaced. Data-parallel: a collective that
+  // first checks that every worker holds rank 0's weights (throws if not); rank 0 writes.
+  void save_checkpoint();
+  // A hash of the weights and their EMA: equal on all data-parallel workers.
+  uint64_t weights_checksum() const;
   // Samples n images from the EMA weights (DDPM ancestral, all T steps) into a PNG grid.
   void save_samples(const std::string& png_path, int64_t n, uint64_t seed);
   // Trains until options().steps, checkpointing every save_every steps and at the end. on_step

@@ -41,8 +41,9 @@ void check_probability(float p, const char* op) {
 
 // out[i] = keep ? in[i] * scale : 0. Plain integer code that GCC vectorises (vpmullq with
 // AVX-512DQ); each element's mask is computed independently of its neighbours.
-void apply_mask(float* out, const float* in, int64_t n, float p, uint64_t seed) {
-  const uint64_t base = stream_base(seed);
+void apply_mask(float* out, const float* in, int64_t n, float p, uint64_t seed, int64_t first) {
+  // Element i here is element first + i of the mask (mod 2^64 the same as starting first later).
+  const uint64_t base = stream_base(seed) + static_cast<uint64_t>(first) * kGamma;
   const uint64_t threshold = drop_threshold(p);
   // PyTorch multiplies by the float32 value of 1 / (1 - p).
   const float scale = static_cast<float>(1.0 / (1.0 - static_cast<double>(p)));
@@ -62,7 +63,7 @@ bool dropout_keeps(uint64_t seed, int64_t i, float p) {
   return (mix64(stream_base(seed) + static_cast<uint64_t>(i + 1) * kGamma) >> 32) >= drop_threshold(p);
 }
 
-void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed) {
+void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, int64_t first) {
   profile::Scope profile_scope(profile::Kind::op, "dropout fwd");
   check_probability(p, "dropout_forward");
   if (p == 0.0f) {
@@ -70,14 +71,14 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
   } else if (p == 1.0f) {
     if (n > 0) std::memset(y, 0, static_cast<size_t>(n) * sizeof(float));
   } else {
-    apply_mask(y, x, n, p, seed);
+    apply_mask(y, x, n, p, seed, first);
   }
 }
 
-void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed) {
+void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, int64_t first) {
   profile::Scope profile_scope(profile::Kind::op, "dropout bwd");
   check_probability(p, "dropout_backward");
-  dropout_forward(dx, dy, n, p, seed);
+  dropout_forward(dx, dy, n, p, seed, first);
 }
 
 }  // namespace ddpm::cpu
