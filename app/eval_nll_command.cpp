@@ -88,10 +88,55 @@ CLI::App* add_eval_nll_command(CLI::App& eval) {
   return cmd;
 }
 
+namespace {
+
+// Philox blocks that variational_bound takes from the stream for one full batch: found by running
+// it on zeros with a model that predicts zeros (no U-Net work).
+uint64_t bound_blocks_per_batch(const DiffusionModel& model, int64_t batch, int64_t per_item,
+                                const BoundOptions& options) {
+  std::vector<float> x0(static_cast<size_t>(batch * per_item), 0.0f);
+  std::vector<ImageBound> bounds(static_cast<size_t>(batch));
+  const BatchEpsVarianceModel zero = [&](const float*, const int64_t*, float* eps, float* v) {
+    std::fill(eps, eps + batch * per_item, 0.0f);
+    if (v) std::fill(v, v + batch * per_item, 0.0f);
+  };
+  NoiseRng rng(0, 0);
+  variational_bound(zero, x0.data(), batch, per_item, model.schedule, options, rng, bounds.data());
+  return rng.offset();
+}
+
+// Data-parallel: every process's per-image terms to rank 0 (in image order) and the profile sums
+// added up there. Returns whether this is rank 0, which then holds everything.
+bool gather_bounds(Communicator& comm, int64_t n, int64_t batch, int64_t batches, std::vector<double>& total,
+                   std::vector<double>& prior, std::vector<double>& diffusion, std::vector<double>& decoder,
+                   BoundProfile& profile, int64_t T, bool exact) {
+  std::vector<int64_t> counts(static_cast<size_t>(comm.size()));
+  for (int r = 0; r < comm.size(); ++r) {
+    const Shard s = shard_of(batches, r, comm.size());
+    counts[static_cast<size_t>(r)] = std::min(n, (s.first + s.count) * batch) - std::min(n, s.first * batch);
+  }
+  for (std::vector<double>* terms : {&total, &prior, &diffusion, &decoder}) {
+    std::vector<double> all(comm.is_root() ? static_cast<size_t>(n) : 0);
+    comm.gather_to_root(terms->data(), all.data(), counts);
+    *terms = std::move(all);
+  }
+  if (exact) {
+    if (profile.term_bpd.empty()) {  // a process without batches
+      profile.term_bpd.assign(static_cast<size_t>(T), 0.0);
+      profile.x0_sq_error.assign(static_cast<size_t>(T), 0.0);
+    }
+    comm.allreduce_sum(profile.term_bpd.data(), T);
+    comm.allreduce_sum(profile.x0_sq_error.data(), T);
+    double images = static_cast<double>(profile.images);
+    comm.allreduce_sum(&images, 1);
+    profile.images = static_cast<int64_t>(images);
+  }
+  return comm.is_root();
+}
+
+}  // namespace
+
 int run_eval_nll_command() {
-  if (world().size() > 1)
-    throw std::invalid_argument("eval nll does not spread over mpirun's processes yet; run it as one process "
-                                "(eval fd, sample and train do)");
   const auto start = std::chrono::steady_clock::now();
   const Split split = opt.split == "test" ? Split::test : Split::train;
   const Dataset data = load_training_data(opt.data, open_model_dir(opt.model).unet, split);
@@ -115,9 +160,12 @@ int run_eval_nll_command() {
                                 ? "all " + std::to_string(T) + " terms"
                                 : "prior and decoder exact, diffusion terms estimated from " +
                                       std::to_string(opt.timesteps) + " stratified timesteps per image";
-  std::fprintf(stderr, "eval nll: %s on %lld images of %s (from %lld), %s, %s variance%s\n", opt.model.c_str(),
-               static_cast<long long>(n), data.name.c_str(), static_cast<long long>(opt.first), terms.c_str(),
-               variance_name(options.variance), options.clip_x0 ? ", clipped x0" : "");
+  Communicator& comm = world();
+  if (comm.is_root())
+    std::fprintf(stderr, "eval nll: %s on %lld images of %s (from %lld), %s, %s variance%s%s\n", opt.model.c_str(),
+                 static_cast<long long>(n), data.name.c_str(), static_cast<long long>(opt.first), terms.c_str(),
+                 variance_name(options.variance), options.clip_x0 ? ", clipped x0" : "",
+                 comm.size() > 1 ? (", over " + std::to_string(comm.size()) + " processes").c_str() : "");
 
   const int64_t batch = std::min(opt.batch, n), per_item = model.per_item();
   const int64_t batches = (n + batch - 1) / batch;
@@ -126,10 +174,14 @@ int run_eval_nll_command() {
   std::vector<ImageBound> bounds(static_cast<size_t>(batch));
   std::vector<double> total, prior, diffusion, decoder;
   BoundProfile profile;
-  NoiseRng rng(opt.seed, 0);
+  // Under mpirun each process takes a contiguous run of the batches, starting at the noise-stream
+  // position one process would have reached there, so the bound is one process's to the
+  // summation order.
+  const Shard mine = shard_of(batches, comm.rank(), comm.size());
+  NoiseRng rng(opt.seed, comm.size() > 1 ? mine.first * bound_blocks_per_batch(model, batch, per_item, options) : 0);
   std::unique_ptr<DiffusionModel> tail;  // a U-Net planned for the short last batch, if any
-  ProgressBar bar("nll", batches * calls, "call");
-  for (int64_t k = 0; k < batches; ++k) {
+  ProgressBar bar("nll", comm.is_root() ? mine.count * calls : 0, "call");
+  for (int64_t k = mine.first; k < mine.first + mine.count; ++k) {
     const int64_t count = std::min(batch, n - k * batch);
     if (count < batch)
       tail = std::make_unique<DiffusionModel>(load_diffusion_model(opt.model, count, parse_precision(opt.precision)));
@@ -137,7 +189,9 @@ int run_eval_nll_command() {
     images_to_float(data, opt.first + k * batch, count, x0.data());
     variational_bound(m.batch_eps_variance_model(), x0.data(), count, per_item, m.schedule, options, rng, bounds.data(),
                       opt.timesteps == 0 ? &profile : nullptr,
-                      [&](int64_t done, int64_t) { bar.update(k * calls + done); });
+                      [&](int64_t done, int64_t) {
+                        if (comm.is_root()) bar.update((k - mine.first) * calls + done);
+                      });
     for (int64_t b = 0; b < count; ++b) {
       total.push_back(bounds[b].total());
       prior.push_back(bounds[b].prior);
@@ -145,6 +199,9 @@ int run_eval_nll_command() {
       decoder.push_back(bounds[b].decoder);
     }
   }
+  if (comm.size() > 1 && !gather_bounds(comm, n, batch, batches, total, prior, diffusion, decoder, profile, T,
+                                         opt.timesteps == 0))
+    return 0;  // rank 0 reports
   bar.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

@@ -9,8 +9,8 @@
 #     1-process run on 2, and both land within BOUND of the 1-process run of 30 steps;
 #  4. faults: SIGKILL of rank 1 stops the job within TIMEOUT seconds with a message on rank 0 that
 #     names the intact checkpoint, and that checkpoint resumes on 1 process;
-#  5. sampling and eval fd over 2 processes: the same images, byte for byte, as one process with
-#     the same batches, and one report.
+#  5. sampling, eval fd and eval nll over 2 processes: the same images, byte for byte, as one
+#     process with the same batches, one fd report, and the same nll report to the last digit.
 # Usage: mpi_train_test.sh DDPM_BINARY COMPARE_SCRIPT MODEL_DIR
 set -euo pipefail
 ddpm=$1
@@ -106,6 +106,11 @@ echo "sample: 7 images in batches of 2 over 2 processes are byte-identical to on
   --classifier "$model/../fmnist-classifier" > "$work/fd.txt" 2>/dev/null
 cat "$work/fd.txt"
 [ "$(grep -c "FD" "$work/fd.txt")" = 1 ] || { echo "expected one eval fd report"; exit 1; }
+"$ddpm" eval nll --model "$model" --n 3 --batch 1 > "$work/nll1.txt" 2>/dev/null
+"${mpirun2[@]}" "$ddpm" eval nll --model "$model" --n 3 --batch 1 > "$work/nll2.txt" 2>/dev/null
+head -5 "$work/nll2.txt"
+diff "$work/nll1.txt" "$work/nll2.txt"
+echo "eval nll: 3 images (all 1000 terms) over 2 processes print one process's report exactly"
 if "${mpirun2[@]}" "$ddpm" info --model "$model" > "$work/info.txt" 2>&1; then
   echo "info under mpirun should refuse"; exit 1
 fi

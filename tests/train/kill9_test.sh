@@ -57,7 +57,7 @@ kills=0
 during_write=0
 start
 while [ "$kills" -lt "$kills_wanted" ]; do
-  sleep "0.$(printf '%03d' $((RANDOM % 1000)))"
+  sleep "0.$(printf '%03d' $((RANDOM % 600)))"
   if ! kill -0 "$pid" 2>/dev/null; then
     wait "$pid" || { echo "kill9: a run failed on its own:"; cat "$work/log"; exit 1; }
     if [ "$(checkpoint_step "$state")" = "$steps" ]; then break; fi
