@@ -201,12 +201,8 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
     std::copy_n(x.begin(), count * per_item, out + first * per_item);
   }
   if (comm.size() > 1) {
-    std::vector<int64_t> counts(static_cast<size_t>(comm.size()));
-    for (int r = 0; r < comm.size(); ++r) {
-      const Shard s = shard_of(batches, r, comm.size());
-      counts[static_cast<size_t>(r)] =
-          (std::min(n, (s.first + s.count) * batch) - std::min(n, s.first * batch)) * per_item;
-    }
+    std::vector<int64_t> counts = batched_shard_counts(n, batch, comm.size());
+    for (int64_t& c : counts) c *= per_item;
     const std::vector<float> part(out + my_first * per_item, out + my_end * per_item);  // MPI forbids aliasing
     comm.gather_to_root(part.data(), out, counts);
   }

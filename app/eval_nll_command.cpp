@@ -107,14 +107,10 @@ uint64_t bound_blocks_per_batch(const DiffusionModel& model, int64_t batch, int6
 
 // Data-parallel: every process's per-image terms to rank 0 (in image order) and the profile sums
 // added up there. Returns whether this is rank 0, which then holds everything.
-bool gather_bounds(Communicator& comm, int64_t n, int64_t batch, int64_t batches, std::vector<double>& total,
+bool gather_bounds(Communicator& comm, int64_t n, int64_t batch, std::vector<double>& total,
                    std::vector<double>& prior, std::vector<double>& diffusion, std::vector<double>& decoder,
                    BoundProfile& profile, int64_t T, bool exact) {
-  std::vector<int64_t> counts(static_cast<size_t>(comm.size()));
-  for (int r = 0; r < comm.size(); ++r) {
-    const Shard s = shard_of(batches, r, comm.size());
-    counts[static_cast<size_t>(r)] = std::min(n, (s.first + s.count) * batch) - std::min(n, s.first * batch);
-  }
+  const std::vector<int64_t> counts = batched_shard_counts(n, batch, comm.size());
   for (std::vector<double>* terms : {&total, &prior, &diffusion, &decoder}) {
     std::vector<double> all(comm.is_root() ? static_cast<size_t>(n) : 0);
     comm.gather_to_root(terms->data(), all.data(), counts);
@@ -199,7 +195,7 @@ int run_eval_nll_command() {
       decoder.push_back(bounds[b].decoder);
     }
   }
-  if (comm.size() > 1 && !gather_bounds(comm, n, batch, batches, total, prior, diffusion, decoder, profile, T,
+  if (comm.size() > 1 && !gather_bounds(comm, n, batch, total, prior, diffusion, decoder, profile, T,
                                          opt.timesteps == 0))
     return 0;  // rank 0 reports
   bar.finish();

@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -183,15 +182,13 @@ int run_train_command() {
                  static_cast<long long>(o.batch));
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, comm.size() > 1 ? on_mpirun_stop : on_signal);
-  set_stopped_message(comm, o.out, trainer->step());
+  set_stopped_message(comm, o.out, trainer->last_saved_step());
   ProgressBar bar("train", comm.is_root() ? o.steps : 0, "step");
-  const int64_t start = trainer->step();
-  int64_t saved = start;
+  int64_t saved = trainer->last_saved_step();
   trainer->run([&](const TrainRecord& r) {
     if (comm.is_root()) bar.update(r.step, r.loss);
-    // The checkpoint of a multiple of --save-every is written after this callback returns.
-    const int64_t done = std::max(start, (r.step - 1) / o.save_every * o.save_every);
-    if (comm.size() > 1 && done != saved) set_stopped_message(comm, o.out, saved = done);
+    if (comm.size() > 1 && trainer->last_saved_step() != saved)
+      set_stopped_message(comm, o.out, saved = trainer->last_saved_step());
     return !interrupted.load();
   });
   if (comm.is_root()) bar.finish();

@@ -84,6 +84,16 @@ std::vector<int64_t> shard_counts(int64_t n, int size) {
   return counts;
 }
 
+std::vector<int64_t> batched_shard_counts(int64_t n, int64_t batch, int size) {
+  const int64_t batches = (n + batch - 1) / batch;
+  std::vector<int64_t> counts(static_cast<size_t>(size));
+  for (int r = 0; r < size; ++r) {
+    const Shard s = shard_of(batches, r, size);
+    counts[static_cast<size_t>(r)] = std::min(n, (s.first + s.count) * batch) - std::min(n, s.first * batch);
+  }
+  return counts;
+}
+
 uint64_t checksum(const float* data, int64_t n) {
   uint64_t h = 0xcbf29ce484222325ull;
   const auto* bytes = reinterpret_cast<const unsigned char*>(data);

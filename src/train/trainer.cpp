@@ -479,6 +479,7 @@ Trainer::~Trainer() = default;
 const TrainOptions& Trainer::options() const { return impl_->opt; }
 int64_t Trainer::step() const { return impl_->step; }
 int64_t Trainer::skipped_steps() const { return impl_->nonfinite_total; }
+int64_t Trainer::last_saved_step() const { return impl_->last_saved_step; }
 int64_t Trainer::parameter_count() const { return impl_->model->parameter_count(); }
 const float* Trainer::params() const { return impl_->model->params(); }
 const float* Trainer::ema() const { return impl_->ema.data(); }

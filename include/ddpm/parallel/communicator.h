@@ -53,6 +53,9 @@ struct Shard {
 };
 Shard shard_of(int64_t n, int rank, int size);
 std::vector<int64_t> shard_counts(int64_t n, int size);
+// The items each rank holds when n items go in batches of `batch` (the last may be short) and each
+// rank takes shard_of(batches) of the batches: what sampling and evaluation gather on rank 0.
+std::vector<int64_t> batched_shard_counts(int64_t n, int64_t batch, int size);
 
 // An FNV-1a 64-bit hash of a float buffer's bytes: equal buffers hash equal on every rank.
 uint64_t checksum(const float* data, int64_t n);

@@ -96,6 +96,7 @@ class Trainer {
   // Atomic: the previous checkpoint stays valid until replaced. Data-parallel: a collective that
   // first checks that every worker holds rank 0's weights (throws if not); rank 0 writes.
   void save_checkpoint();
+  int64_t last_saved_step() const;    // the step of the newest complete checkpoint; -1 before the first
   // A hash of the weights and their EMA: equal on all data-parallel workers.
   uint64_t weights_checksum() const;
   // Samples n images from the EMA weights (DDPM ancestral, all T steps) into a PNG grid.
