@@ -92,7 +92,7 @@ class UNet(nn.Module):
 
     def forward(self, x, t):
         half, shift = self.cfg["block_out_channels"][0] // 2, self.cfg["freq_shift"]
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / (half - shift))
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / (half - shift))
         arg = t.float()[:, None] * freqs[None, :]
         emb = torch.cat([torch.cos(arg), torch.sin(arg)] if self.cfg["flip_sin_to_cos"] else
                         [torch.sin(arg), torch.cos(arg)], dim=-1)
