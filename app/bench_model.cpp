@@ -27,6 +27,7 @@
 #include "ddpm/kernels/dnnl_info.h"
 #include "ddpm/nn/unet.h"
 #include "ddpm/train/trainer.h"
+#include "device_flag.h"
 
 namespace ddpm::app {
 
@@ -77,6 +78,7 @@ StepTimes bench_train(const BenchModelOptions& o, int64_t batch) {
   t.out = run.string();
   t.batch = batch;
   t.precision = parse_precision(o.precision);
+  t.device = selected_device();
   t.steps = 1000000;
   StepTimes times;
   try {
@@ -92,7 +94,7 @@ StepTimes bench_train(const BenchModelOptions& o, int64_t batch) {
 
 StepTimes bench_sample(const BenchModelOptions& o, int64_t batch) {
   const UNet2DConfig cfg = config_named(o.config);
-  UNet2D net(cfg, batch, parse_precision(o.precision), false);
+  UNet2D net(cfg, batch, parse_precision(o.precision), false, selected_device());
   net.init_weights(1);
   const NoiseSchedule schedule(ScheduleKind::linear, 1000);
   const int64_t n = batch * cfg.sample_height * cfg.sample_width * cfg.in_channels;
@@ -165,6 +167,7 @@ int run_bench_model(const BenchModelOptions& o) {
     const double gflops = flop_per_image * img_per_s;
     if (o.json) {
       const nlohmann::json j{{"config", o.config}, {"mode", mode}, {"batch", batch}, {"precision", o.precision},
+                             {"device", device_name(selected_device())},
                              {"threads", threads}, {"img_per_s", img_per_s},
                              {"best_img_per_s", static_cast<double>(batch) / times.best_s}, {"gflops", gflops},
                              {"ceiling_gflops", ceiling}, {"percent_of_ceiling", 100.0 * gflops / ceiling},

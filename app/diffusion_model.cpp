@@ -8,6 +8,7 @@
 #include "ddpm/diffusion/noise_rng.h"
 #include "ddpm/image/resize.h"
 #include "ddpm/kernels/concat.h"
+#include "device_flag.h"
 
 namespace ddpm::app {
 
@@ -119,7 +120,7 @@ Image read_model_image(const std::string& path, const UNet2DConfig& cfg) {
 DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision, double guidance) {
   ModelDir dir = open_model_dir(path);
   const bool guided = dir.unet.num_class_embeds && guidance != 1.0;
-  auto net = std::make_unique<UNet2D>(dir.unet, guided ? 2 * batch : batch, precision, false);
+  auto net = std::make_unique<UNet2D>(dir.unet, guided ? 2 * batch : batch, precision, false, selected_device());
   TensorList list;
   for (const ParamInfo& p : net->parameters()) list.emplace_back(p.name, p.shape);
   load_model_dir_weights(path, dir.unet, list, net->params());

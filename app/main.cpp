@@ -4,11 +4,14 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "ddpm/parallel/communicator.h"
 
+#include "bench_cuda_ops.h"
 #include "bench_model.h"
 #include "bench_ops.h"
+#include "device_flag.h"
 #include "diffuse_command.h"
 #include "edit_commands.h"
 #include "eval_command.h"
@@ -64,6 +67,9 @@ int main(int argc, char** argv) {
   CLI::App* inpaint = ddpm::app::add_inpaint_command(app);
   CLI::App* interpolate = ddpm::app::add_interpolate_command(app);
   CLI::App* translate = ddpm::app::add_translate_command(app);
+  CLI::App* devices = ddpm::app::add_devices_command(app);
+  std::string device = "cpu";
+  ddpm::app::add_device_flag(app, device);
 
   try {
     app.parse(argc, argv);
@@ -72,7 +78,18 @@ int main(int argc, char** argv) {
     if (ddpm::world().size() > 1 && !(train->parsed() || sample->parsed() || eval->parsed()))
       throw std::invalid_argument("this command runs in one process; launch it without mpirun (train, sample and eval "
                                   "spread their work over mpirun's processes)");
+    if (ops->parsed() && device == "cuda") {
+      ddpm::app::BenchCudaOpsOptions cuda_options;
+      if (ops->count("--precision") > 0) cuda_options.precisions = ops_options.precisions;
+      cuda_options.filter = ops_options.filter;
+      cuda_options.json = ops_options.json;
+      return ddpm::app::run_bench_cuda_ops(cuda_options);
+    }
     if (ops->parsed()) return ddpm::app::run_bench_ops(ops_options);
+    if (devices->parsed()) return ddpm::app::run_devices_command();
+    for (const CLI::App* command : app.get_subcommands())
+      ddpm::app::check_device(device, command->get_name(), ddpm::world().size());
+    ddpm::app::select_device(device);
     if (bench->parsed()) return ddpm::app::run_bench_model(model_options);
     if (train->parsed()) return ddpm::app::run_train_command();
     if (train_classifier->parsed()) return ddpm::app::run_train_classifier_command();

@@ -17,6 +17,7 @@
 #include "ddpm/parallel/communicator.h"
 #include "ddpm/train/trainer.h"
 #include "progress.h"
+#include "device_flag.h"
 
 namespace ddpm::app {
 
@@ -152,6 +153,7 @@ CLI::App* add_train_command(CLI::App& app) {
 int run_train_command() {
   Communicator& comm = world();
   options.precision = parse_precision(precision);
+  options.device = selected_device();
   if (task == "super-resolution" && options.super_resolution == 0) options.super_resolution = 4;
   options.random_flip = random_flip.value_or(options.data.rfind("cifar10:", 0) == 0);
   std::unique_ptr<Trainer> trainer;
@@ -163,7 +165,7 @@ int run_train_command() {
                               {given("--steps", options.steps), given("--save-every", options.save_every),
                                given("--sample-every", options.sample_every), given("--sample-n", options.sample_n),
                                given("--log-every", options.log_every),
-                               given("--max-nonfinite-steps", options.max_nonfinite_steps)},
+                               given("--max-nonfinite-steps", options.max_nonfinite_steps), options.device},
                               comm);
     refuse_changed_settings(trainer->options());
     if (comm.is_root())

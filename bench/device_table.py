@@ -31,6 +31,7 @@ def fmt(value, digits=1):
 def main(out):
     torch_rows = read_jsonl(os.path.join(out, "torch.jsonl")) + read_jsonl(os.path.join(out, "torch-compile.jsonl"))
     ours = read_jsonl(os.path.join(out, "ddpm-cuda-ops.jsonl"))
+    unet = [r for r in read_jsonl(os.path.join(out, "ddpm-cuda-unet.jsonl")) if "mode" in r]
     device = next((r for r in torch_rows if r["what"] == "device"), {})
     matmul = next((r["tflops"] for r in torch_rows if r["what"] == "matmul"), None)
 
@@ -58,11 +59,14 @@ def main(out):
     for r in (r for r in torch_rows if r["what"] == "unet"):
         mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") else "-"
         print(f"| PyTorch {r['torch']} bf16 {r['mode']} | {r['batch']} | {r['img_per_s']:.0f} | {r['tflops']:.1f} | {mfu} |")
-    unet = [r for r in ours if r.get("what") == "cuda_unet"]
     if not unet:
-        print("| ddpm.cpp train / sample | - | not run: the U-Net does not run on CUDA yet | | |")
+        print("| ddpm.cpp train / sample | - | no result (see ddpm-cuda-unet.err) | | |")
     for r in unet:
-        print(f"| ddpm.cpp bf16 {r['mode']} | {r['batch']} | {r['img_per_s']:.0f} | {r['tflops']:.1f} | - |")
+        tflops = r["gflops"] / 1e3
+        mfu = f"{100 * tflops / matmul:.1f}%" if matmul else "-"
+        eager = next((t for t in torch_rows if t["what"] == "unet" and t["mode"] == r["mode"] and t["torch"] == "eager"), None)
+        ratio = f" ({r['img_per_s'] / eager['img_per_s']:.2f}x PyTorch eager)" if eager else ""
+        print(f"| ddpm.cpp bf16 {r['mode']} | {r['batch']} | {r['img_per_s']:.0f}{ratio} | {tflops:.1f} | {mfu} |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "ddpm/kernels/cuda/runtime.h"
 #include "ddpm/tensor.h"
 
 namespace ddpm {
@@ -31,17 +32,19 @@ class AlignedBuffer {
   size_t bytes_ = 0;
 };
 
-// Two phases: reserve() hands out slots while a model is planned; allocate() makes one block;
-// tensor() then returns views into it. Reserving after allocate() is an error.
+// Two phases: reserve() hands out slots while a model is planned; allocate() makes one block, in
+// host memory or on the CUDA device; tensor() then returns views into it. Reserving after
+// allocate() is an error. Device memory is not zeroed.
 class Arena {
  public:
   using Slot = size_t;
 
   Slot reserve(Shape shape, DType dtype = DType::f32);
   Slot reserve_bytes(size_t bytes);
-  void allocate();
+  void allocate(Device device = Device::cpu);
 
-  bool allocated() const { return buffer_.data() != nullptr; }
+  bool allocated() const { return base() != nullptr; }
+  Device device() const { return device_; }
   size_t bytes() const { return total_; }
   Tensor tensor(Slot slot) const;
   void* bytes_at(Slot slot) const;
@@ -52,9 +55,12 @@ class Arena {
     Shape shape;
     DType dtype;
   };
+  char* base() const { return device_ == Device::cuda ? device_buffer_.as<char>() : buffer_.as<char>(); }
   std::vector<Entry> entries_;
   size_t total_ = 0;
+  Device device_ = Device::cpu;
   AlignedBuffer buffer_;
+  cuda::DeviceBuffer device_buffer_;
 };
 
 }  // namespace ddpm

@@ -38,7 +38,7 @@ void Planner::allocate() {
   Arena::Slot pool_slot[kPools] = {};
   for (size_t k = 0; k < kPools; ++k)
     if (pool_size_[k] > 0) pool_slot[k] = arena_.reserve({static_cast<int64_t>(pool_size_[k])});
-  arena_.allocate();
+  arena_.allocate(device_);
   for (Buf* b : bufs_) b->p = arena_.tensor(b->slot).f32();
   for (const Overlaid& o : overlaid_) {
     const auto k = static_cast<size_t>(o.pool);
@@ -60,12 +60,12 @@ void Norm::reserve_stats(Planner& pl) {
 }
 
 Conv::Conv(Planner& pl, const std::string& prefix, const cpu::Conv2dShape& s, Precision precision)
-    : op(std::make_unique<cpu::Conv2d>(s, precision, pl.training())),
+    : op(dev::ConvOp::make(pl.device(), s, precision, pl.training())),
       weight(pl.param(prefix + ".weight", {s.out_channels, s.in_channels, s.kernel, s.kernel})),
       bias(pl.param(prefix + ".bias", {s.out_channels})) {}
 
 Lin::Lin(Planner& pl, const std::string& prefix, int64_t rows, int64_t in, int64_t out, Precision precision)
-    : op(std::make_unique<cpu::Linear>(rows, in, out, precision)),
+    : op(dev::LinearOp::make(pl.device(), rows, in, out, precision)),
       weight(pl.param(prefix + ".weight", {out, in})),
       bias(pl.param(prefix + ".bias", {out})) {}
 

@@ -8,12 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "ddpm/kernels/attention.h"
 #include "ddpm/kernels/conv2d.h"
 #include "ddpm/kernels/group_norm.h"
-#include "ddpm/kernels/linear.h"
 #include "ddpm/memory.h"
 #include "ddpm/nn/unet.h"
+#include "nn/device_ops.h"
 
 namespace ddpm::nn {
 
@@ -41,9 +40,10 @@ inline constexpr size_t kPools = 4;
 
 class Planner {
  public:
-  // overlay_shared = true for inference (no backward): shared() buffers are overlaid.
-  Planner(std::vector<ParamInfo>& table, Arena& arena, bool overlay_shared = false)
-      : table_(table), arena_(arena), overlay_(overlay_shared) {}
+  // overlay_shared = true for inference (no backward): shared() buffers are overlaid. device: where
+  // the arena and every op live (blocks dispatch their ops through nn/device_ops.h).
+  Planner(std::vector<ParamInfo>& table, Arena& arena, bool overlay_shared = false, Device device = Device::cpu)
+      : table_(table), arena_(arena), overlay_(overlay_shared), device_(device) {}
 
   int64_t param(const std::string& name, Shape shape);  // appends to the table; returns the offset
   void buffer(Buf& b, int64_t numel);                   // reserves; pointer set by allocate()
@@ -51,6 +51,7 @@ class Planner {
   void next_block();  // the block_internal buffers reserved so far may be overlaid from now on
   void allocate();    // allocates the arena and resolves every buffer's pointer
   bool training() const { return !overlay_; }  // false: inference, ops need no backward
+  Device device() const { return device_; }
   int64_t parameter_count() const { return total_; }
   int64_t largest_buffer() const { return largest_; }
   size_t group_norm_workspace = 0;  // the largest any planned group norm needs, in floats
@@ -64,6 +65,7 @@ class Planner {
   std::vector<ParamInfo>& table_;
   Arena& arena_;
   bool overlay_;
+  Device device_;
   std::vector<Buf*> bufs_;
   std::vector<Overlaid> overlaid_;
   size_t pool_used_[kPools] = {}, pool_size_[kPools] = {};  // floats, per Pool
@@ -93,7 +95,7 @@ struct Norm {
 
 // A convolution with its two parameters.
 struct Conv {
-  std::unique_ptr<cpu::Conv2d> op;
+  std::unique_ptr<dev::ConvOp> op;
   int64_t weight = 0, bias = 0;
   Conv() = default;
   // With backward primitives only when pl.training().
@@ -102,7 +104,7 @@ struct Conv {
 };
 
 struct Lin {
-  std::unique_ptr<cpu::Linear> op;
+  std::unique_ptr<dev::LinearOp> op;
   int64_t weight = 0, bias = 0;
   Lin() = default;
   Lin(Planner& pl, const std::string& prefix, int64_t rows, int64_t in, int64_t out, Precision precision);
@@ -132,6 +134,7 @@ class ResnetBlock {
   double flops() const;
 
  private:
+  Device device_;
   int64_t batch_, pixels_, in_, out_, temb_;
   Norm norm1_, norm2_;
   Conv conv1_, conv2_, shortcut_;
@@ -157,11 +160,12 @@ class AttentionBlock {
   size_t owned_bytes() const { return op_->owned_bytes(); }  // outside the planner's arena
 
  private:
+  Device device_;
   int64_t numel_;
   Norm norm_;
-  int64_t attn_params_;  // to_q.weight ... to_out.0.bias, contiguous, as cpu::Attention wants
-  std::unique_ptr<cpu::Attention> op_;
-  Buf n_, y_, workspace_;  // workspace_: inference only (q, k, v, scores of cpu::Attention)
+  int64_t attn_params_;  // to_q.weight ... to_out.0.bias, contiguous, as the attention op wants
+  std::unique_ptr<dev::AttentionOp> op_;
+  Buf n_, y_, workspace_;  // workspace_: inference on the CPU only (q, k, v, scores of cpu::Attention)
 };
 
 // Downsample2D: 3x3 stride-2 convolution, padding (0,1) (downsample_padding 0) or 1.
@@ -194,6 +198,7 @@ class Upsample {
   double flops() const { return conv_.op->forward_flops(); }
 
  private:
+  Device device_;
   int64_t batch_, height_, width_, channels_;
   Conv conv_;
   Buf up_, y_;
@@ -217,6 +222,7 @@ class TimeEmbedding {
   double flops() const { return linear_1_.op->forward_flops() + linear_2_.op->forward_flops(); }
 
  private:
+  Device device_;
   int64_t batch_, dim_, temb_;
   bool flip_;
   float shift_;

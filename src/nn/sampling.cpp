@@ -1,6 +1,5 @@
 // Downsample2D (3x3 stride-2 conv; diffusers pads (0,1) when downsample_padding is 0, as TF's
 // 'SAME') and Upsample2D (nearest x2, then 3x3 conv): forward and backward.
-#include "ddpm/kernels/upsample.h"
 #include "nn/blocks.h"
 
 namespace ddpm::nn {
@@ -26,7 +25,8 @@ void Downsample::backward(float* grads, const float* x, const float* dy, float* 
 
 Upsample::Upsample(Planner& pl, const std::string& prefix, int64_t batch, int64_t height, int64_t width,
                    int64_t channels, Precision precision)
-    : batch_(batch),
+    : device_(pl.device()),
+      batch_(batch),
       height_(height),
       width_(width),
       channels_(channels),
@@ -37,13 +37,13 @@ Upsample::Upsample(Planner& pl, const std::string& prefix, int64_t batch, int64_
 }
 
 void Upsample::forward(const float* params, const float* x) {
-  cpu::upsample_nearest2x_forward(up_.p, x, batch_, height_, width_, channels_);
+  dev::upsample_nearest2x_forward(device_, up_.p, x, batch_, height_, width_, channels_);
   conv_.op->forward(up_.p, params + conv_.bias, y_.p);
 }
 
 void Upsample::backward(float* grads, const float* dy, float* dx, Scratch& s) {
   conv_.op->backward(up_.p, dy, s.a.p, grads + conv_.weight, grads + conv_.bias);
-  cpu::upsample_nearest2x_backward(dx, s.a.p, batch_, height_, width_, channels_);
+  dev::upsample_nearest2x_backward(device_, dx, s.a.p, batch_, height_, width_, channels_);
 }
 
 }  // namespace ddpm::nn

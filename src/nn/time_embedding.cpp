@@ -3,16 +3,13 @@
 // before its time_emb_proj is computed once here.
 #include <algorithm>
 
-#include "ddpm/kernels/add.h"
-#include "ddpm/kernels/silu.h"
-#include "ddpm/kernels/timestep_embedding.h"
 #include "nn/blocks.h"
 
 namespace ddpm::nn {
 
 TimeEmbedding::TimeEmbedding(Planner& pl, int64_t batch, int64_t dim, int64_t temb, bool flip_sin_to_cos,
                              float freq_shift, int64_t num_classes, Precision precision)
-    : batch_(batch), dim_(dim), temb_(temb), flip_(flip_sin_to_cos), shift_(freq_shift), num_classes_(num_classes) {
+    : device_(pl.device()), batch_(batch), dim_(dim), temb_(temb), flip_(flip_sin_to_cos), shift_(freq_shift), num_classes_(num_classes) {
   linear_1_ = Lin(pl, "time_embedding.linear_1", batch, dim, temb, precision);
   linear_2_ = Lin(pl, "time_embedding.linear_2", batch, temb, temb, precision);
   if (num_classes > 0) {  // registered right after time_embedding, as diffusers does
@@ -29,27 +26,27 @@ void TimeEmbedding::set_weights(const float* params) {
 }
 
 void TimeEmbedding::forward(const float* params, const float* timesteps, const int32_t* labels) {
-  cpu::timestep_embedding_forward(emb_.p, timesteps, batch_, dim_, flip_, shift_);
+  dev::timestep_embedding_forward(device_, emb_.p, timesteps, batch_, dim_, flip_, shift_);
   linear_1_.op->forward(emb_.p, params + linear_1_.bias, e1_.p);
-  cpu::silu_forward(s1_.p, e1_.p, batch_ * temb_);
+  dev::silu_forward(device_, s1_.p, e1_.p, batch_ * temb_);
   linear_2_.op->forward(s1_.p, params + linear_2_.bias, t_.p);
   if (num_classes_ > 0) {
     std::copy(labels, labels + batch_, labels_.begin());
     for (int64_t b = 0; b < batch_; ++b)
-      cpu::add_inplace(t_.p + b * temb_, params + class_table_ + labels_[static_cast<size_t>(b)] * temb_, temb_);
+      dev::add_inplace(device_, t_.p + b * temb_, params + class_table_ + labels_[static_cast<size_t>(b)] * temb_, temb_);
   }
-  cpu::silu_forward(st_.p, t_.p, batch_ * temb_);
+  dev::silu_forward(device_, st_.p, t_.p, batch_ * temb_);
 }
 
 void TimeEmbedding::backward(float* grads, const float* d_silu_temb, Scratch& s) {
-  cpu::silu_backward(dt_.p, d_silu_temb, t_.p, batch_ * temb_);
+  dev::silu_backward(device_, dt_.p, d_silu_temb, t_.p, batch_ * temb_);
   if (num_classes_ > 0) {  // each row's gradient is the sum over the batch items of that class
-    std::fill(grads + class_table_, grads + class_table_ + num_classes_ * temb_, 0.0f);
+    dev::fill_zero(device_, grads + class_table_, num_classes_ * temb_);
     for (int64_t b = 0; b < batch_; ++b)
-      cpu::add_inplace(grads + class_table_ + labels_[static_cast<size_t>(b)] * temb_, dt_.p + b * temb_, temb_);
+      dev::add_inplace(device_, grads + class_table_ + labels_[static_cast<size_t>(b)] * temb_, dt_.p + b * temb_, temb_);
   }
   linear_2_.op->backward(s1_.p, dt_.p, s.temb.p, grads + linear_2_.weight, grads + linear_2_.bias);
-  cpu::silu_backward(s.temb.p, s.temb.p, e1_.p, batch_ * temb_);
+  dev::silu_backward(device_, s.temb.p, s.temb.p, e1_.p, batch_ * temb_);
   linear_1_.op->backward(emb_.p, s.temb.p, nullptr, grads + linear_1_.weight, grads + linear_1_.bias);
 }
 

@@ -8,9 +8,9 @@
 #include <stdexcept>
 
 #include "ddpm/bench/profiler.h"
-#include "ddpm/kernels/add.h"
-#include "ddpm/kernels/concat.h"
+#include "ddpm/kernels/cuda/runtime.h"
 #include "nn/blocks.h"
+#include "nn/device_ops.h"
 
 namespace ddpm {
 
@@ -57,11 +57,13 @@ struct UNet2D::Impl {
   int64_t batch;
   Precision precision;
   bool training;
+  Device device;
   int64_t first_image = 0;  // set_shard()
   std::vector<ParamInfo> table;
   Arena arena;
   nn::Planner pl;
-  AlignedBuffer params, grads;
+  AlignedBuffer params, grads;              // host: what callers read and write
+  cuda::DeviceBuffer device_params, device_grads;  // Device::cuda: what the ops read and write
   nn::Scratch scratch;
 
   nn::Conv conv_in;
@@ -71,14 +73,17 @@ struct UNet2D::Impl {
   nn::Norm norm_out;
   nn::Conv conv_out;
 
-  Buf x, h0, o, g0, g1;
+  Buf x, steps, e, h0, o, g0, g1;  // steps: the timesteps; e: eps on the way out, d_eps in (CUDA)
   std::vector<std::unique_ptr<Buf>> dskip;
   std::vector<int64_t> skip_channels;
   std::vector<const float*> skips;  // filled by forward()
   int64_t height = 0, width = 0, top_channels = 0;
   size_t activation_bytes = 0;
 
-  Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t);
+  Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t, Device d);
+  // The parameters and gradients the ops use: the host buffers on the CPU, their device copies on CUDA.
+  const float* w() const { return device == Device::cuda ? device_params.as<float>() : params.as<float>(); }
+  float* g() const { return device == Device::cuda ? device_grads.as<float>() : grads.as<float>(); }
   void add_skip(int64_t numel, int64_t channels) {
     dskip.push_back(std::make_unique<Buf>());
     if (training) pl.buffer(*dskip.back(), numel);  // the skip's gradient
@@ -89,8 +94,9 @@ struct UNet2D::Impl {
   const float* layer_backward(Layer& l, const float* dy);
 };
 
-UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
-    : cfg(c), batch(b), precision(p), training(t), pl(table, arena, /*overlay_shared=*/!t) {
+UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t, Device d)
+    : cfg(c), batch(b), precision(p), training(t), device(d), pl(table, arena, /*overlay_shared=*/!t, d) {
+  if (device == Device::cuda) cuda::require_device("a U-Net on --device cuda");
   cfg.validate();
   if (batch < 1) throw std::invalid_argument("UNet2D: batch must be positive, got " + std::to_string(batch));
   const int64_t L = cfg.levels();
@@ -118,6 +124,8 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
   auto ch = [&](int64_t i) { return cfg.block_out_channels[static_cast<size_t>(i)]; };
 
   pl.buffer(x, batch * H * W * cfg.in_channels);
+  pl.buffer(steps, batch);
+  if (device == Device::cuda) pl.buffer(e, batch * H * W * cfg.out_channels);
   // Registration order (facts §5.4): conv_in, time_embedding, down_blocks, up_blocks, mid_block,
   // conv_norm_out, conv_out.
   conv_in = nn::Conv(pl, "conv_in", {batch, H, W, cfg.in_channels, C0, 3, 1, 1, 1}, precision);
@@ -260,8 +268,13 @@ UNet2D::Impl::Impl(const UNet2DConfig& c, int64_t b, Precision p, bool t)
         if (l->attn) activation_bytes += l->attn->owned_bytes();
   activation_bytes += mid[0]->attn->owned_bytes();
   skips.assign(dskip.size(), nullptr);
-  params = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
-  if (training) grads = AlignedBuffer(static_cast<size_t>(pl.parameter_count()) * sizeof(float));
+  const size_t param_bytes = static_cast<size_t>(pl.parameter_count()) * sizeof(float);
+  params = AlignedBuffer(param_bytes);
+  if (training) grads = AlignedBuffer(param_bytes);
+  if (device == Device::cuda) {
+    device_params = cuda::DeviceBuffer(param_bytes);
+    if (training) device_grads = cuda::DeviceBuffer(param_bytes);
+  }
 }
 
 void UNet2D::Impl::layer_forward(Layer& l, const float* in, const float* w, uint64_t seed) {
@@ -272,8 +285,8 @@ void UNet2D::Impl::layer_forward(Layer& l, const float* in, const float* w, uint
 
 // Returns the gradient w.r.t. the layer's input, in g0 or g1 (whichever dy is not).
 const float* UNet2D::Impl::layer_backward(Layer& l, const float* dy) {
-  const float* w = params.as<float>();
-  float* g = grads.as<float>();
+  const float* w = this->w();
+  float* g = this->g();
   if (l.attn) {
     float* dx = other(dy);
     l.attn->backward(w, g, l.resnet->out(), dy, dx, scratch);
@@ -284,14 +297,15 @@ const float* UNet2D::Impl::layer_backward(Layer& l, const float* dy) {
   return dx;
 }
 
-UNet2D::UNet2D(const UNet2DConfig& config, int64_t batch, Precision precision, bool training)
-    : impl_(std::make_unique<Impl>(config, batch, precision, training)) {}
+UNet2D::UNet2D(const UNet2DConfig& config, int64_t batch, Precision precision, bool training, Device device)
+    : impl_(std::make_unique<Impl>(config, batch, precision, training, device)) {}
 UNet2D::~UNet2D() = default;
 
 const UNet2DConfig& UNet2D::config() const { return impl_->cfg; }
 int64_t UNet2D::batch() const { return impl_->batch; }
 Precision UNet2D::precision() const { return impl_->precision; }
 bool UNet2D::training() const { return impl_->training; }
+Device UNet2D::device() const { return impl_->device; }
 const std::vector<ParamInfo>& UNet2D::parameters() const { return impl_->table; }
 int64_t UNet2D::parameter_count() const { return impl_->pl.parameter_count(); }
 float* UNet2D::params() { return impl_->params.as<float>(); }
@@ -308,7 +322,9 @@ const ParamInfo& UNet2D::parameter(const std::string& name) const {
 void UNet2D::set_weights() {
   Impl& m = *impl_;
   profile::Scope scope(profile::Kind::op, "weight reorder (set_weights)");
-  const float* w = m.params.as<float>();
+  if (m.device == Device::cuda)
+    cuda::upload(m.device_params.data(), m.params.data(), static_cast<size_t>(parameter_count()) * sizeof(float));
+  const float* w = m.w();
   m.conv_in.set_weights(w);
   m.time->set_weights(w);
   for (auto* levels : {&m.down, &m.up})
@@ -362,7 +378,7 @@ void UNet2D::init_weights(uint64_t seed) {
 void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed,
                      const int32_t* class_labels) {
   Impl& m = *impl_;
-  const float* w = m.params.as<float>();
+  const float* w = m.w();
   const int64_t B = m.batch;
   if (const int64_t classes = m.cfg.class_count(); classes > 0) {
     if (!class_labels)
@@ -374,10 +390,11 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
                                     std::to_string(b) + " is outside [0, " + std::to_string(classes) + ")");
   }
   using profile::Kind;
-  std::memcpy(m.x.p, x, static_cast<size_t>(m.x.numel) * sizeof(float));
+  nn::dev::copy_in(m.device, m.x.p, x, m.x.numel);
+  nn::dev::copy_in(m.device, m.steps.p, timesteps, B);
   {
     profile::Scope scope(Kind::block, "time_embedding + conv_in fwd");
-    m.time->forward(w, timesteps, class_labels);
+    m.time->forward(w, m.steps.p, class_labels);
     m.conv_in.op->forward(m.x.p, w + m.conv_in.bias, m.h0.p);
   }
   m.skips[0] = m.h0.p;
@@ -408,7 +425,7 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
   for (Level& level : m.up) {
     profile::Scope scope(Kind::block, level.profile_forward.c_str());
     for (auto& l : level.layers) {
-      cpu::concat_channels_forward(l->cat.p, cur, l->hidden_channels, m.skips[static_cast<size_t>(l->skip)],
+      nn::dev::concat_channels_forward(m.device, l->cat.p, cur, l->hidden_channels, m.skips[static_cast<size_t>(l->skip)],
                                    l->skip_channels, B * l->height * l->width);
       m.layer_forward(*l, l->cat.p, w, seed());
       cur = l->out();
@@ -419,9 +436,14 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
     }
   }
   profile::Scope scope(Kind::block, "norm_out + conv_out fwd");
-  cpu::group_norm_forward(m.o.p, m.norm_out.mean.p, m.norm_out.rstd.p, cur, w + m.norm_out.weight,
-                          w + m.norm_out.bias, m.norm_out.shape, true, m.scratch.gn.p, m.scratch.gn_floats);
-  m.conv_out.op->forward(m.o.p, w + m.conv_out.bias, eps);
+  nn::dev::group_norm_forward(m.device, m.o.p, m.norm_out.mean.p, m.norm_out.rstd.p, cur, w + m.norm_out.weight,
+                              w + m.norm_out.bias, m.norm_out.shape, true, m.scratch.gn.p, m.scratch.gn_floats);
+  if (m.device == Device::cuda) {
+    m.conv_out.op->forward(m.o.p, w + m.conv_out.bias, m.e.p);
+    nn::dev::copy_out(m.device, eps, m.e.p, m.e.numel);
+  } else {
+    m.conv_out.op->forward(m.o.p, w + m.conv_out.bias, eps);
+  }
 }
 
 void UNet2D::backward(const float* d_eps) {
@@ -429,18 +451,22 @@ void UNet2D::backward(const float* d_eps) {
   if (!m.training)
     throw std::logic_error("UNet2D::backward: this U-Net was planned for inference (training = false), which "
                            "overlays the activations a backward needs; construct it with training = true");
-  const float* w = m.params.as<float>();
-  float* g = m.grads.as<float>();
+  const float* w = m.w();
+  float* g = m.g();
   const int64_t B = m.batch;
   using profile::Kind;
-  std::fill(m.time->d_silu_temb(), m.time->d_silu_temb() + B * m.cfg.time_embedding_dim(), 0.0f);
+  if (m.device == Device::cuda) {  // d_eps to the device, into the buffer eps left by
+    nn::dev::copy_in(m.device, m.e.p, d_eps, m.e.numel);
+    d_eps = m.e.p;
+  }
+  nn::dev::fill_zero(m.device, m.time->d_silu_temb(), B * m.cfg.time_embedding_dim());
   {
     profile::Scope scope(Kind::block, "norm_out + conv_out bwd");
     m.conv_out.op->backward(m.o.p, d_eps, m.g0.p, g + m.conv_out.weight, g + m.conv_out.bias);
     const float* top = m.up.back().layers.back()->out();
-    cpu::group_norm_backward(m.g1.p, g + m.norm_out.weight, g + m.norm_out.bias, m.g0.p, top, m.norm_out.mean.p,
-                             m.norm_out.rstd.p, w + m.norm_out.weight, w + m.norm_out.bias, m.norm_out.shape, true,
-                             m.scratch.gn.p, m.scratch.gn_floats);
+    nn::dev::group_norm_backward(m.device, m.g1.p, g + m.norm_out.weight, g + m.norm_out.bias, m.g0.p, top,
+                                 m.norm_out.mean.p, m.norm_out.rstd.p, w + m.norm_out.weight, w + m.norm_out.bias,
+                                 m.norm_out.shape, true, m.scratch.gn.p, m.scratch.gn_floats);
   }
   const float* dy = m.g1.p;
   for (auto level = m.up.rbegin(); level != m.up.rend(); ++level) {
@@ -453,7 +479,7 @@ void UNet2D::backward(const float* d_eps) {
     for (auto l = level->layers.rbegin(); l != level->layers.rend(); ++l) {
       const float* dcat = m.layer_backward(**l, dy);
       float* dh = m.other(dcat);
-      cpu::concat_channels_backward(dh, m.dskip[static_cast<size_t>((*l)->skip)]->p, dcat, (*l)->hidden_channels,
+      nn::dev::concat_channels_backward(m.device, dh, m.dskip[static_cast<size_t>((*l)->skip)]->p, dcat, (*l)->hidden_channels,
                                     (*l)->skip_channels, B * (*l)->height * (*l)->width);
       dy = dh;
     }
@@ -466,7 +492,7 @@ void UNet2D::backward(const float* d_eps) {
   auto add_skip_grad = [&](int64_t k, const float* grad) {
     float* d = const_cast<float*>(grad);  // grad is g0 or g1, owned here
     const Buf& s = *m.dskip[static_cast<size_t>(k)];
-    cpu::add_inplace(d, s.p, s.numel);
+    nn::dev::add_inplace(m.device, d, s.p, s.numel);
   };
   for (auto level = m.down.rbegin(); level != m.down.rend(); ++level) {
     profile::Scope scope(Kind::block, level->profile_backward.c_str());
@@ -485,6 +511,7 @@ void UNet2D::backward(const float* d_eps) {
   profile::Scope scope(Kind::block, "time_embedding + conv_in bwd");
   m.conv_in.op->backward(m.x.p, dy, nullptr, g + m.conv_in.weight, g + m.conv_in.bias);
   m.time->backward(g, m.time->d_silu_temb(), m.scratch);
+  if (m.device == Device::cuda) nn::dev::copy_out(m.device, m.grads.as<float>(), g, parameter_count());
 }
 
 size_t UNet2D::activation_bytes() const { return impl_->activation_bytes; }

@@ -35,15 +35,19 @@ Arena::Slot Arena::reserve_bytes(size_t bytes) {
   return reserve(Shape{static_cast<int64_t>((bytes + 3) / 4)}, DType::f32);
 }
 
-void Arena::allocate() {
+void Arena::allocate(Device device) {
   if (allocated()) throw std::logic_error("Arena: allocate() called twice");
-  buffer_ = AlignedBuffer(total_ ? total_ : kAlignment);
+  device_ = device;
+  if (device == Device::cuda)
+    device_buffer_ = cuda::DeviceBuffer(total_ ? total_ : kAlignment);
+  else
+    buffer_ = AlignedBuffer(total_ ? total_ : kAlignment);
 }
 
 Tensor Arena::tensor(Slot slot) const {
   if (!allocated()) throw std::logic_error("Arena: tensor() before allocate()");
   const Entry& e = entries_.at(slot);
-  return Tensor(buffer_.as<char>() + e.offset, e.shape, e.dtype);
+  return Tensor(base() + e.offset, e.shape, e.dtype, device_);
 }
 
 void* Arena::bytes_at(Slot slot) const { return tensor(slot).data(); }

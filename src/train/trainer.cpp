@@ -347,7 +347,7 @@ struct Trainer::Impl {
     schedule = std::make_unique<NoiseSchedule>(parse_schedule_kind(opt.beta_schedule), opt.num_timesteps,
                                                opt.beta_start, opt.beta_end);
     batcher = std::make_unique<Batcher>(data, opt.batch, opt.seed, opt.random_flip);
-    model = std::make_unique<UNet2D>(cfg, shard.count, opt.precision, true);
+    model = std::make_unique<UNet2D>(cfg, shard.count, opt.precision, true, opt.device);
     model->set_shard(shard.first);
     rng = NoiseRng(opt.seed ^ 0x5DEECE66DULL, 0);
     per_item = cfg.sample_height * cfg.sample_width * channels;
@@ -437,6 +437,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const Resum
                                {&changes.log_every, &options.log_every},
                                {&changes.max_nonfinite_steps, &options.max_nonfinite_steps}})
     if (*change) *field = **change;
+  options.device = changes.device;
   if (!fs::exists(fs::path(run_dir) / kStateFile))
     throw std::invalid_argument("--resume " + run_dir + ": no checkpoint there yet (the run stopped before its first "
                                 "save); start it again with the same --out");
@@ -590,7 +591,7 @@ void Trainer::save_checkpoint() {
 void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed) {
   Impl& m = *impl_;
   if (!m.sampler_model || m.sampler_model->batch() != n)
-    m.sampler_model = std::make_unique<UNet2D>(m.cfg, n, m.opt.precision, false);
+    m.sampler_model = std::make_unique<UNet2D>(m.cfg, n, m.opt.precision, false, m.opt.device);
   UNet2D& net = *m.sampler_model;
   std::copy(m.ema.begin(), m.ema.end(), net.params());
   net.set_weights();

@@ -31,7 +31,13 @@ class UNet2D {
   // training = false plans for inference: dropout is off, backward() throws std::logic_error, and
   // each block's intermediate buffers are overlaid with the next block's (less memory, warmer
   // caches); the output is bit-identical to a training U-Net's with dropout 0.
-  UNet2D(const UNet2DConfig& config, int64_t batch, Precision precision, bool training);
+  //
+  // device = Device::cuda plans the activations and runs every op on the GPU (the CUDA backend;
+  // cuda::Error when there is none). The interface stays the same: params(), grads() and the
+  // pointers given to forward()/backward() are host memory; set_weights() uploads the parameters,
+  // forward() uploads x and the timesteps and downloads eps, backward() downloads the gradients.
+  UNet2D(const UNet2DConfig& config, int64_t batch, Precision precision, bool training,
+         Device device = Device::cpu);
   ~UNet2D();
   UNet2D(const UNet2D&) = delete;
   UNet2D& operator=(const UNet2D&) = delete;
@@ -40,6 +46,7 @@ class UNet2D {
   int64_t batch() const;
   Precision precision() const;
   bool training() const;
+  Device device() const;
 
   // diffusers registration order (facts §5.4): conv_in, time_embedding, down_blocks, up_blocks,
   // mid_block, conv_norm_out, conv_out; Attn* blocks list their attentions before their resnets.

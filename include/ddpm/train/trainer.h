@@ -12,6 +12,7 @@
 #include "ddpm/kernels/precision.h"
 #include "ddpm/nn/unet_config.h"
 #include "ddpm/parallel/communicator.h"
+#include "ddpm/tensor.h"
 
 namespace ddpm {
 
@@ -29,6 +30,9 @@ struct TrainOptions {
   bool random_flip = false;     // paper: on for CIFAR-10 (the CLI turns it on for cifar10 data)
   uint64_t seed = 0;
   Precision precision = Precision::fp32;
+  // Where the U-Net runs (Device::cuda: the CUDA backend). Not part of the run's state: a run
+  // resumes on either. The optimizer, EMA and data stay on the host for now.
+  Device device = Device::cpu;
   int64_t num_timesteps = 1000;
   std::string beta_schedule = "linear";
   double beta_start = 1e-4, beta_end = 0.02;
@@ -66,6 +70,7 @@ struct TrainRecord {
 // shapes the training itself (data, model, optimizer, seed, precision) is the run's own.
 struct ResumeChanges {
   std::optional<int64_t> steps{}, save_every{}, sample_every{}, sample_n{}, log_every{}, max_nonfinite_steps{};
+  Device device = Device::cpu;  // where the resumed run's U-Net runs (not part of the run's state)
 };
 
 // Data-parallel training: with a communicator of P processes (mpirun -np P), each worker takes

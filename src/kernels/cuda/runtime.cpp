@@ -147,6 +147,10 @@ void download(void* host_dst, const void* device_src, size_t bytes) {
   synchronize();
 }
 
+void zero(void* device_dst, size_t bytes) {
+  if (bytes > 0) DDPM_CUDA_CHECK(cudaMemsetAsync(device_dst, 0, bytes, detail::stream()));
+}
+
 void synchronize() { DDPM_CUDA_CHECK(cudaStreamSynchronize(detail::stream())); }
 
 namespace {

@@ -59,6 +59,8 @@ class DeviceBuffer {
 // (host memory may be pageable).
 void upload(void* device_dst, const void* host_src, size_t bytes);
 void download(void* host_dst, const void* device_src, size_t bytes);
+// Zeroes device memory, queued on the stream.
+void zero(void* device_dst, size_t bytes);
 // Waits for all work on the stream; an error from an earlier kernel is thrown here.
 void synchronize();
 

@@ -6,7 +6,8 @@ namespace ddpm::cuda {
 
 namespace {
 constexpr const char* kNotBuilt =
-    "this ddpm was built without the CUDA backend (no nvcc at configure time): rebuild on a machine with the "
+    "this ddpm was built without the CUDA backend (configured without nvcc and cuDNN, or with -DDDPM_CUDA=OFF): "
+    "rebuild on a machine with the "
     "CUDA toolkit and cuDNN (cmake -DDDPM_CUDA=ON; nvcc on PATH or in /usr/local/cuda)";
 }
 
@@ -42,6 +43,9 @@ void upload(void*, const void*, size_t bytes) {
 }
 void download(void*, const void*, size_t bytes) {
   if (bytes > 0) require_device("download");
+}
+void zero(void*, size_t bytes) {
+  if (bytes > 0) require_device("zero");
 }
 void synchronize() {}
 void set_allow_tf32(bool) {}
