@@ -67,6 +67,9 @@ def main(out):
         eager = next((t for t in torch_rows if t["what"] == "unet" and t["mode"] == r["mode"] and t["torch"] == "eager"), None)
         ratio = f" ({r['img_per_s'] / eager['img_per_s']:.2f}x PyTorch eager)" if eager else ""
         print(f"| ddpm.cpp bf16 {r['mode']} | {r['batch']} | {r['img_per_s']:.0f}{ratio} | {tflops:.1f} | {mfu} |")
+    for r in (r for r in unet if r["mode"] == "train"):
+        hours = 800000 * 128 / r["img_per_s"] / 3600
+        print(f"\nThe paper's CIFAR-10 run (800k steps at batch 128) at this speed: {hours:.1f} hours on one card")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,13 @@ struct Conv2dShape {
 
   int64_t out_height() const { return (height + pad_before + pad_after - kernel) / stride + 1; }
   int64_t out_width() const { return (width + pad_before + pad_after - kernel) / stride + 1; }
+  Shape input_shape() const { return {batch, height, width, in_channels}; }               // NHWC
+  Shape output_shape() const { return {batch, out_height(), out_width(), out_channels}; }  // NHWC
+  Shape weight_shape() const { return {out_channels, in_channels, kernel, kernel}; }       // OIHW
+  double forward_flops() const {  // 2*N*Ho*Wo*Cout*Cin*k*k
+    return 2.0 * static_cast<double>(batch) * static_cast<double>(out_height()) * static_cast<double>(out_width()) *
+           static_cast<double>(out_channels) * static_cast<double>(in_channels) * kernel * kernel;
+  }
   std::string str() const;  // "[N=3,H=5,W=7,C=3->4,k3s2p0,1]"
 };
 

@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 namespace ddpm::cpu {
 
@@ -19,6 +21,20 @@ struct GroupNormShape {
 // threads: the work is split the same way for any thread count, so results are bit-identical
 // whatever OMP_NUM_THREADS is. The workspace must be aligned for double (an Arena slot is).
 size_t group_norm_workspace_floats(const GroupNormShape& s);
+
+// Throws std::invalid_argument, prefixed with `fn`, unless every size is positive, groups divide
+// channels and eps >= 0 (the checks the CPU and CUDA group norms share).
+inline void check_group_norm_shape(const GroupNormShape& s, const char* fn) {
+  const auto where = [fn] { return std::string(fn) + ": "; };
+  if (s.batch <= 0 || s.pixels <= 0 || s.channels <= 0 || s.groups <= 0)
+    throw std::invalid_argument(where() + "batch, pixels, channels and groups must be positive (got " +
+                                std::to_string(s.batch) + ", " + std::to_string(s.pixels) + ", " +
+                                std::to_string(s.channels) + ", " + std::to_string(s.groups) + ")");
+  if (s.channels % s.groups != 0)
+    throw std::invalid_argument(where() + "groups (" + std::to_string(s.groups) + ") must divide channels (" +
+                                std::to_string(s.channels) + ")");
+  if (!(s.eps >= 0.0f)) throw std::invalid_argument(where() + "eps must be >= 0");
+}
 
 // PyTorch semantics: per (sample, group) over pixels x channels-of-the-group, biased variance,
 //   v = (x - mean) * rstd * gamma + beta,   rstd = 1 / sqrt(var + eps),

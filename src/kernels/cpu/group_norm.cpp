@@ -51,14 +51,7 @@ size_t workspace_floats_for(const GroupNormShape& s, const Plan& p) {
 void validate(const GroupNormShape& s, const float* workspace, size_t workspace_floats, const char* fn) {
   // The message is built only on failure: a valid call must not allocate.
   const auto where = [fn] { return std::string(fn) + ": "; };
-  if (s.batch <= 0 || s.pixels <= 0 || s.channels <= 0 || s.groups <= 0)
-    throw std::invalid_argument(where() + "batch, pixels, channels and groups must be positive (got " +
-                                std::to_string(s.batch) + ", " + std::to_string(s.pixels) + ", " +
-                                std::to_string(s.channels) + ", " + std::to_string(s.groups) + ")");
-  if (s.channels % s.groups != 0)
-    throw std::invalid_argument(where() + "groups (" + std::to_string(s.groups) + ") must divide channels (" +
-                                std::to_string(s.channels) + ")");
-  if (!(s.eps >= 0.0f)) throw std::invalid_argument(where() + "eps must be >= 0");
+  check_group_norm_shape(s, fn);
   const size_t need = group_norm_workspace_floats(s);
   if (workspace == nullptr || workspace_floats < need)
     throw std::invalid_argument(where() + "workspace has " + std::to_string(workspace_floats) + " floats, needs " +

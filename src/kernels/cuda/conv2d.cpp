@@ -290,25 +290,11 @@ Conv2d& Conv2d::operator=(Conv2d&&) noexcept = default;
 
 const cpu::Conv2dShape& Conv2d::shape() const { return impl_->s; }
 Precision Conv2d::precision() const { return impl_->precision; }
-Shape Conv2d::input_shape() const {
-  const auto& s = impl_->s;
-  return {s.batch, s.height, s.width, s.in_channels};
-}
-Shape Conv2d::output_shape() const {
-  const auto& s = impl_->s;
-  return {s.batch, s.out_height(), s.out_width(), s.out_channels};
-}
-Shape Conv2d::weight_shape() const {
-  const auto& s = impl_->s;
-  return {s.out_channels, s.in_channels, s.kernel, s.kernel};
-}
+Shape Conv2d::input_shape() const { return impl_->s.input_shape(); }
+Shape Conv2d::output_shape() const { return impl_->s.output_shape(); }
+Shape Conv2d::weight_shape() const { return impl_->s.weight_shape(); }
 
-double Conv2d::forward_flops() const {
-  const auto& s = impl_->s;
-  return 2.0 * static_cast<double>(s.batch) * static_cast<double>(s.out_height()) *
-         static_cast<double>(s.out_width()) * static_cast<double>(s.out_channels) *
-         static_cast<double>(s.in_channels) * s.kernel * s.kernel;
-}
+double Conv2d::forward_flops() const { return impl_->s.forward_flops(); }
 
 std::string Conv2d::algorithms() const { return impl_->algorithms; }
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "ddpm/kernels/cuda/ops.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/context.h"
 
 namespace ddpm::cuda {
@@ -22,22 +23,6 @@ __device__ __forceinline__ int64_t first_index() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 __device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(blockDim.x) * gridDim.x; }
-
-// Sum over the block in a fixed order (warp shuffles, then the warp totals in warp order); every
-// thread gets the same total. blockDim.x * blockDim.y must be a multiple of 32, at most 1024.
-template <class T>
-__device__ T block_sum(T v) {
-  __shared__ T warp_totals[32];
-  const unsigned tid = threadIdx.y * blockDim.x + threadIdx.x;
-  const unsigned warps = blockDim.x * blockDim.y / 32;
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
-  __syncthreads();  // a previous call's readers are done with warp_totals
-  if ((tid & 31) == 0) warp_totals[tid >> 5] = v;
-  __syncthreads();
-  T total = 0;
-  for (unsigned w = 0; w < warps; ++w) total += warp_totals[w];
-  return total;
-}
 
 // ---- SiLU ----
 

@@ -20,26 +20,11 @@
 #include <string>
 
 #include "ddpm/kernels/cuda/ops.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/context.h"
 
 namespace ddpm::cuda {
 namespace {
-
-// Sum over the block in a fixed order (warp shuffles, then the warp totals in warp order); every
-// thread gets the same total. The block's thread count must be a multiple of 32.
-template <class T>
-__device__ T block_sum(T v) {
-  __shared__ T warp_totals[32];
-  const unsigned tid = threadIdx.y * blockDim.x + threadIdx.x;
-  const unsigned warps = blockDim.x * blockDim.y / 32;
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
-  __syncthreads();  // a previous call's readers are done with warp_totals
-  if ((tid & 31) == 0) warp_totals[tid >> 5] = v;
-  __syncthreads();
-  T total = 0;
-  for (unsigned w = 0; w < warps; ++w) total += warp_totals[w];
-  return total;
-}
 
 __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
 
@@ -218,15 +203,8 @@ __global__ void dx_kernel(float* dx, const float* dy, const float* __restrict__ 
 }
 
 void validate(const cpu::GroupNormShape& s, const char* fn) {
+  cpu::check_group_norm_shape(s, fn);
   const auto where = [fn] { return std::string(fn) + ": "; };
-  if (s.batch <= 0 || s.pixels <= 0 || s.channels <= 0 || s.groups <= 0)
-    throw std::invalid_argument(where() + "batch, pixels, channels and groups must be positive (got " +
-                                std::to_string(s.batch) + ", " + std::to_string(s.pixels) + ", " +
-                                std::to_string(s.channels) + ", " + std::to_string(s.groups) + ")");
-  if (s.channels % s.groups != 0)
-    throw std::invalid_argument(where() + "groups (" + std::to_string(s.groups) + ") must divide channels (" +
-                                std::to_string(s.channels) + ")");
-  if (!(s.eps >= 0.0f)) throw std::invalid_argument(where() + "eps must be >= 0");
   // Indices within a sample and counts of (sample, group) pairs are int; the batch is a grid dimension.
   constexpr int64_t kMaxInt = 0x7fffffff;
   if (s.pixels * s.channels > kMaxInt || s.batch * s.groups > kMaxInt || s.batch > 65535 ||

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "ddpm/kernels/cuda/ops.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/context.h"
 
 namespace ddpm::cuda {
@@ -35,20 +36,6 @@ struct StepState {
   int skip;   // the norm is not finite: leave everything untouched
   int scale;  // clip: multiply grad by clip_coef
 };
-
-// Sum over the block in a fixed order (warp shuffles, then the warp totals in warp order); every
-// thread gets the same total. blockDim.x must be a multiple of 32.
-__device__ double block_sum(double v) {
-  __shared__ double warp_totals[32];
-  const unsigned warps = blockDim.x / 32;
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) warp_totals[threadIdx.x >> 5] = v;
-  __syncthreads();
-  double total = 0.0;
-  for (unsigned w = 0; w < warps; ++w) total += warp_totals[w];
-  return total;
-}
 
 __global__ void sum_squares_partials(double* partial, const float* a, int64_t n) {
   double acc = 0.0;

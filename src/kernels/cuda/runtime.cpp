@@ -1,6 +1,8 @@
 // The CUDA runtime of the backend: device query, memory, copies, the stream and library handles.
 #include "ddpm/kernels/cuda/runtime.h"
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -68,8 +70,13 @@ DeviceInfo device_info() {
     int count = 0;
     const cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
-      d.description = std::string("no usable CUDA driver or device (") + cudaGetErrorName(e) + ": " +
-                      cudaGetErrorString(e) + ")";
+      // Without a driver the runtime says "driver version is insufficient": say what is missing.
+      void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+      if (driver == nullptr) driver = dlopen("libcuda.so.1", RTLD_LAZY);
+      d.description = driver == nullptr ? std::string("no NVIDIA driver on this machine (libcuda.so.1 not found)")
+                                        : std::string("no usable CUDA device (") + cudaGetErrorName(e) + ": " +
+                                              cudaGetErrorString(e) + ")";
+      if (driver != nullptr) dlclose(driver);
       cudaGetLastError();  // clear it, so later checks do not see it
       return d;
     }
