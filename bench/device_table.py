@@ -39,7 +39,10 @@ def main(out):
           f"cuDNN {device.get('cudnn', '?')})")
     tests = open(os.path.join(out, "cuda-tests.log")).read() if os.path.exists(os.path.join(out, "cuda-tests.log")) else ""
     summary = re.search(r"\d+% tests passed, \d+ tests failed out of \d+", tests)
-    print(f"CUDA tests: {summary.group(0) if summary else 'no result (see cuda-tests.log)'}")
+    cases = {kind: sum(int(n) for n in re.findall(rf"\[  {kind} *\] (\d+) tests?[.,]", tests))
+             for kind in ("PASSED", "FAILED", "SKIPPED")}
+    print(f"CUDA tests: {summary.group(0) if summary else 'no result (see cuda-tests.log)'}; test cases: "
+          f"{cases['PASSED']} passed, {cases['FAILED']} failed, {cases['SKIPPED']} skipped")
     print(f"bf16 matmul ceiling (PyTorch, 8192^3): {fmt(matmul)} TFLOP/s")
     print()
     print("| conv (batch 128, bf16) | ddpm.cpp fwd | PyTorch fwd | ratio | ddpm.cpp bwd | PyTorch bwd | ratio |")

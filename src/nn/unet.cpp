@@ -59,6 +59,7 @@ struct UNet2D::Impl {
   bool training;
   Device device;
   int64_t first_image = 0;  // set_shard()
+  bool gradients_stay_on_device = false;
   std::vector<ParamInfo> table;
   Arena arena;
   nn::Planner pl;
@@ -321,9 +322,23 @@ const ParamInfo& UNet2D::parameter(const std::string& name) const {
 
 void UNet2D::set_weights() {
   Impl& m = *impl_;
-  profile::Scope scope(profile::Kind::op, "weight reorder (set_weights)");
   if (m.device == Device::cuda)
     cuda::upload(m.device_params.data(), m.params.data(), static_cast<size_t>(parameter_count()) * sizeof(float));
+  set_weights_from_device();
+}
+
+float* UNet2D::device_params() { return impl_->device == Device::cuda ? impl_->device_params.as<float>() : nullptr; }
+float* UNet2D::device_grads() { return impl_->device == Device::cuda ? impl_->device_grads.as<float>() : nullptr; }
+void UNet2D::keep_gradients_on_device(bool keep) { impl_->gradients_stay_on_device = keep; }
+
+void UNet2D::download_params() {
+  if (impl_->device == Device::cuda)
+    nn::dev::copy_out(Device::cuda, params(), impl_->device_params.as<float>(), parameter_count());
+}
+
+void UNet2D::set_weights_from_device() {
+  Impl& m = *impl_;
+  profile::Scope scope(profile::Kind::op, "weight reorder (set_weights)");
   const float* w = m.w();
   m.conv_in.set_weights(w);
   m.time->set_weights(w);
@@ -511,7 +526,8 @@ void UNet2D::backward(const float* d_eps) {
   profile::Scope scope(Kind::block, "time_embedding + conv_in bwd");
   m.conv_in.op->backward(m.x.p, dy, nullptr, g + m.conv_in.weight, g + m.conv_in.bias);
   m.time->backward(g, m.time->d_silu_temb(), m.scratch);
-  if (m.device == Device::cuda) nn::dev::copy_out(m.device, m.grads.as<float>(), g, parameter_count());
+  if (m.device == Device::cuda && !m.gradients_stay_on_device)
+    nn::dev::copy_out(m.device, m.grads.as<float>(), g, parameter_count());
 }
 
 size_t UNet2D::activation_bytes() const { return impl_->activation_bytes; }

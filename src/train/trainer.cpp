@@ -45,6 +45,7 @@
 #include "ddpm/nn/unet.h"
 #include "ddpm/parallel/communicator.h"
 #include "ddpm/train/schedules.h"
+#include "train/device_optimizer.h"
 
 namespace ddpm {
 
@@ -276,7 +277,17 @@ struct Trainer::Impl {
   NoiseRng rng;
   int64_t step = 0;
   int64_t per_item = 0;
-  std::vector<float> ema, adam_m, adam_v;
+  std::vector<float> ema, adam_m, adam_v;  // on the host; --device cuda: copies of device_optimizer's
+  std::unique_ptr<DeviceOptimizer> device_optimizer;  // --device cuda: Adam and the EMA on the device
+
+  // --device cuda: the device state into the host vectors (and the model's params()), before a
+  // checkpoint or anything else reads them; and back after they were loaded.
+  void download_state() {
+    if (device_optimizer) device_optimizer->download(adam_m.data(), adam_v.data(), ema.data());
+  }
+  void upload_state() {
+    if (device_optimizer) device_optimizer->upload(adam_m.data(), adam_v.data(), ema.data());
+  }
   // The shard's images (all of the batch's in one process); t and t_float cover the whole batch.
   std::vector<float> x0, x_t, noise, eps, d_eps, t_float;
   std::vector<float> conditions, net_input;  // image-conditioned: the batch's conditions; [x_t, condition]
@@ -347,6 +358,8 @@ struct Trainer::Impl {
     schedule = std::make_unique<NoiseSchedule>(parse_schedule_kind(opt.beta_schedule), opt.num_timesteps,
                                                opt.beta_start, opt.beta_end);
     batcher = std::make_unique<Batcher>(data, opt.batch, opt.seed, opt.random_flip);
+    if (opt.device == Device::cuda && comm->size() > 1)
+      throw std::invalid_argument("train: --device cuda over several processes needs NCCL, which is not built yet");
     model = std::make_unique<UNet2D>(cfg, shard.count, opt.precision, true, opt.device);
     model->set_shard(shard.first);
     rng = NoiseRng(opt.seed ^ 0x5DEECE66DULL, 0);
@@ -363,6 +376,7 @@ struct Trainer::Impl {
     labels.resize(static_cast<size_t>(shard.count));
     const auto p = static_cast<size_t>(model->parameter_count());
     ema.resize(p), adam_m.assign(p, 0.0f), adam_v.assign(p, 0.0f);
+    if (opt.device == Device::cuda) device_optimizer = std::make_unique<DeviceOptimizer>(*model);
   }
 
   // The mean over workers of their shard means (equal shards: the whole batch's mean), in place
@@ -400,6 +414,7 @@ Trainer::Trainer(const TrainOptions& options, Communicator& comm) : Trainer() {
                                 options.out + " or choose another --out");
   m.model->init_weights(options.seed);
   std::copy(m.model->params(), m.model->params() + m.model->parameter_count(), m.ema.begin());
+  m.upload_state();
   if (!comm.is_root()) return;  // rank 0 alone writes the run directory
   fs::create_directories(fs::path(options.out) / "samples");
   {
@@ -471,6 +486,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const Resum
   if (meta.count("skipped_nonfinite")) m.nonfinite_total = static_cast<int64_t>(get("skipped_nonfinite"));
   m.last_saved_step = m.step;
   m.model->set_weights();
+  m.upload_state();
   m.open_log();
   return trainer;
 }
@@ -482,8 +498,14 @@ int64_t Trainer::step() const { return impl_->step; }
 int64_t Trainer::skipped_steps() const { return impl_->nonfinite_total; }
 int64_t Trainer::last_saved_step() const { return impl_->last_saved_step; }
 int64_t Trainer::parameter_count() const { return impl_->model->parameter_count(); }
-const float* Trainer::params() const { return impl_->model->params(); }
-const float* Trainer::ema() const { return impl_->ema.data(); }
+const float* Trainer::params() const {
+  impl_->download_state();
+  return impl_->model->params();
+}
+const float* Trainer::ema() const {
+  impl_->download_state();
+  return impl_->ema.data();
+}
 
 double Trainer::train_step() {
   Impl& m = *impl_;
@@ -500,7 +522,10 @@ double Trainer::train_step() {
   }
   double loss = m.loss_and_gradients();
   if (m.comm->size() > 1) loss = m.average_over_workers(loss);
-  const float grad_norm = cpu::clip_grad_norm(m.model->grads(), P, static_cast<float>(m.opt.grad_clip));
+  const auto max_norm = static_cast<float>(m.opt.grad_clip);
+  // On the device the norm is read here and the clipping happens in the fused step below.
+  const float grad_norm = m.device_optimizer ? m.device_optimizer->grad_norm()
+                                             : cpu::clip_grad_norm(m.model->grads(), P, max_norm);
   m.last_grad_norm = grad_norm;
   if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
     ++m.nonfinite_total;
@@ -527,14 +552,19 @@ double Trainer::train_step() {
   profile::Scope scope(profile::Kind::block, "optimizer: Adam, EMA, weight reorder");
   cpu::AdamConfig adam;
   adam.lr = static_cast<float>(warmed_up_lr(m.opt.lr, m.step, m.opt.warmup_steps));
+  const auto decay = static_cast<float>(ema_decay_at(m.opt.ema_decay, m.step, m.opt.ema_warmup));
+  if (m.device_optimizer) {
+    m.device_optimizer->step(adam, m.step, max_norm, decay);
+    return loss;
+  }
   cpu::adam_step(m.model->params(), m.model->grads(), m.adam_m.data(), m.adam_v.data(), P, adam, m.step);
-  cpu::ema_update(m.ema.data(), m.model->params(), P,
-                  static_cast<float>(ema_decay_at(m.opt.ema_decay, m.step, m.opt.ema_warmup)));
+  cpu::ema_update(m.ema.data(), m.model->params(), P, decay);
   m.model->set_weights();
   return loss;
 }
 
 uint64_t Trainer::weights_checksum() const {
+  impl_->download_state();
   const Impl& m = *impl_;
   const int64_t P = m.model->parameter_count();
   return checksum(m.model->params(), P) * 31 + checksum(m.ema.data(), P);
@@ -543,6 +573,7 @@ uint64_t Trainer::weights_checksum() const {
 void Trainer::save_checkpoint() {
   Impl& m = *impl_;
   const int64_t P = m.model->parameter_count();
+  m.download_state();
   if (m.comm->size() > 1) {
     // Data-parallel replicas must hold the same weights: compare every worker's with rank 0's.
     const uint64_t mine = weights_checksum();
@@ -593,6 +624,7 @@ void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed
   if (!m.sampler_model || m.sampler_model->batch() != n)
     m.sampler_model = std::make_unique<UNet2D>(m.cfg, n, m.opt.precision, false, m.opt.device);
   UNet2D& net = *m.sampler_model;
+  m.download_state();
   std::copy(m.ema.begin(), m.ema.end(), net.params());
   net.set_weights();
   std::vector<float> x(static_cast<size_t>(n * m.per_item)), tf(static_cast<size_t>(n));

@@ -63,6 +63,17 @@ class UNet2D {
   // Call after every change of params() (loading, init, each optimizer step), before forward().
   void set_weights();
 
+  // Device::cuda only (nullptr on the CPU): the parameters and gradients in device memory, for an
+  // optimizer that runs there (train/device_optimizer.h). With keep_gradients_on_device(true),
+  // backward() leaves the gradients in device_grads() and grads() is not updated;
+  // set_weights_from_device() hands device_params() to the ops after the device changed them, and
+  // download_params() refreshes params() from them.
+  float* device_params();
+  float* device_grads();
+  void keep_gradients_on_device(bool keep);
+  void set_weights_from_device();
+  void download_params();
+
   // DDPM's initialisation (HO-REPO nn.py default_init): every conv/linear weight uniform with
   // variance scaling fan_avg, scale 1 (limit sqrt(3 / ((fan_in + fan_out) / 2)), fans including
   // the kernel area); the resblocks' conv2, the attentions' to_out.0 and conv_out with scale 1e-10;
