@@ -9,6 +9,7 @@
 #include "ddpm/image/resize.h"
 #include "ddpm/kernels/concat.h"
 #include "device_flag.h"
+#include "device_sampling.h"
 
 namespace ddpm::app {
 
@@ -182,6 +183,9 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
   std::vector<float> x(static_cast<size_t>(batch * per_item));
   NoiseRng rng(seed, mine.first * blocks);
   const EpsVarianceModel eps = model.eps_variance_model();
+  // --device cuda with plain DDPM sampling: the whole chain on the GPU, the U-Net replayed as a graph.
+  std::unique_ptr<GraphForward> device_eps;
+  if (samples_on_device(model, sampler)) device_eps = std::make_unique<GraphForward>(*model.net);
   int64_t done = 0;
   for (int64_t first = my_first; first < my_end; first += batch) {
     const int64_t count = std::min(batch, n - first);
@@ -195,9 +199,13 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
     } else {
       rng.fill_normal(x.data(), batch * per_item);
     }
-    run_sampler(eps, x.data(), batch, per_item, model.schedule, sampler, rng, [&](int64_t d, int64_t) {
+    const SampleProgress batch_progress = [&](int64_t d, int64_t) {
       if (progress) progress(done + d, total);
-    });
+    };
+    if (device_eps)
+      sample_batch_on_device(model, *device_eps, x.data(), sampler, rng, batch_progress);
+    else
+      run_sampler(eps, x.data(), batch, per_item, model.schedule, sampler, rng, batch_progress);
     done += per_batch;
     std::copy_n(x.begin(), count * per_item, out + first * per_item);
   }

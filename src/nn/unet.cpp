@@ -92,6 +92,8 @@ struct UNet2D::Impl {
   }
   float* other(const float* g) const { return g == g0.p ? g1.p : g0.p; }
   void layer_forward(Layer& l, const float* in, const float* w, uint64_t seed);
+  void check_labels(const int32_t* class_labels) const;
+  void forward_from_inputs(float* eps, uint64_t dropout_seed, const int32_t* class_labels);
   const float* layer_backward(Layer& l, const float* dy);
 };
 
@@ -393,20 +395,46 @@ void UNet2D::init_weights(uint64_t seed) {
 void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed,
                      const int32_t* class_labels) {
   Impl& m = *impl_;
-  const float* w = m.w();
-  const int64_t B = m.batch;
-  if (const int64_t classes = m.cfg.class_count(); classes > 0) {
+  m.check_labels(class_labels);
+  nn::dev::copy_in(m.device, m.x.p, x, m.x.numel);
+  nn::dev::copy_in(m.device, m.steps.p, timesteps, m.batch);
+  if (m.device == Device::cuda) {
+    m.forward_from_inputs(m.e.p, dropout_seed, class_labels);
+    nn::dev::copy_out(m.device, eps, m.e.p, m.e.numel);
+  } else {
+    m.forward_from_inputs(eps, dropout_seed, class_labels);
+  }
+}
+
+void UNet2D::forward_device(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed,
+                            const int32_t* class_labels) {
+  Impl& m = *impl_;
+  if (m.device != Device::cuda)
+    throw std::logic_error("UNet2D::forward_device: this U-Net runs on the CPU; call forward()");
+  m.check_labels(class_labels);
+  cuda::copy_on_device(m.x.p, x, static_cast<size_t>(m.x.numel) * sizeof(float));
+  cuda::copy_on_device(m.steps.p, timesteps, static_cast<size_t>(m.batch) * sizeof(float));
+  m.forward_from_inputs(eps, dropout_seed, class_labels);
+}
+
+void UNet2D::Impl::check_labels(const int32_t* class_labels) const {
+  if (const int64_t classes = cfg.class_count(); classes > 0) {
     if (!class_labels)
       throw std::invalid_argument("UNet2D::forward: this U-Net is class-conditional (num_class_embeds " +
                                   std::to_string(classes) + "): give a class label per image");
-    for (int64_t b = 0; b < B; ++b)
+    for (int64_t b = 0; b < batch; ++b)
       if (class_labels[b] < 0 || class_labels[b] >= classes)
         throw std::invalid_argument("UNet2D::forward: class label " + std::to_string(class_labels[b]) + " of image " +
                                     std::to_string(b) + " is outside [0, " + std::to_string(classes) + ")");
   }
+}
+
+// x and the timesteps are in place (x, steps); eps is written on the U-Net's device.
+void UNet2D::Impl::forward_from_inputs(float* eps, uint64_t dropout_seed, const int32_t* class_labels) {
+  Impl& m = *this;
+  const float* w = m.w();
+  const int64_t B = m.batch;
   using profile::Kind;
-  nn::dev::copy_in(m.device, m.x.p, x, m.x.numel);
-  nn::dev::copy_in(m.device, m.steps.p, timesteps, B);
   {
     profile::Scope scope(Kind::block, "time_embedding + conv_in fwd");
     m.time->forward(w, m.steps.p, class_labels);
@@ -453,12 +481,7 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
   profile::Scope scope(Kind::block, "norm_out + conv_out fwd");
   nn::dev::group_norm_forward(m.device, m.o.p, m.norm_out.mean.p, m.norm_out.rstd.p, cur, w + m.norm_out.weight,
                               w + m.norm_out.bias, m.norm_out.shape, true, m.scratch.gn.p, m.scratch.gn_floats);
-  if (m.device == Device::cuda) {
-    m.conv_out.op->forward(m.o.p, w + m.conv_out.bias, m.e.p);
-    nn::dev::copy_out(m.device, eps, m.e.p, m.e.numel);
-  } else {
-    m.conv_out.op->forward(m.o.p, w + m.conv_out.bias, eps);
-  }
+  m.conv_out.op->forward(m.o.p, w + m.conv_out.bias, eps);
 }
 
 void UNet2D::backward(const float* d_eps) {

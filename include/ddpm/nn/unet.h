@@ -87,6 +87,11 @@ class UNet2D {
   // of range), ignored otherwise.
   void forward(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed,
                const int32_t* class_labels = nullptr);
+  // Device::cuda: forward() over device pointers (x, timesteps, eps in device memory; class_labels
+  // stay host memory), with no copy over PCIe and no waiting, so a sampler can keep its state on the
+  // device and the call can be captured in a cuda::Graph. std::logic_error on the CPU.
+  void forward_device(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed = 0,
+                      const int32_t* class_labels = nullptr);
   // Data-parallel: this U-Net's batch is images [first_image, first_image + batch) of a larger
   // batch, and its dropout masks are that batch's (so P workers compute what one process would).
   void set_shard(int64_t first_image);

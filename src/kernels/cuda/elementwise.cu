@@ -43,6 +43,12 @@ __global__ void silu_backward_kernel(float* dx, const float* dy, const float* x,
 
 // ---- adds ----
 
+__global__ void fill_kernel(float* y, float value, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    y[i] = value;
+}
+
 __global__ void add_kernel(float* y, const float* a, const float* b, int64_t n) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = a[i] + b[i];
 }
@@ -248,6 +254,12 @@ void silu_backward(float* dx, const float* dy, const float* x, int64_t n) {
   if (n <= 0) return;
   silu_backward_kernel<<<detail::grid_for(n), kThreads, 0, detail::stream()>>>(dx, dy, x, n);
   DDPM_CUDA_LAUNCHED("silu_backward_kernel");
+}
+
+void fill(float* y, float value, int64_t n) {
+  if (n <= 0) return;
+  fill_kernel<<<detail::grid_for(n), kThreads, 0, detail::stream()>>>(y, value, n);
+  DDPM_CUDA_LAUNCHED("fill_kernel");
 }
 
 void add_forward(float* y, const float* a, const float* b, int64_t n) {

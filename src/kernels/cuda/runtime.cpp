@@ -158,6 +158,49 @@ void zero(void* device_dst, size_t bytes) {
   if (bytes > 0) DDPM_CUDA_CHECK(cudaMemsetAsync(device_dst, 0, bytes, detail::stream()));
 }
 
+void copy_on_device(void* device_dst, const void* device_src, size_t bytes) {
+  if (bytes > 0)
+    DDPM_CUDA_CHECK(cudaMemcpyAsync(device_dst, device_src, bytes, cudaMemcpyDeviceToDevice, detail::stream()));
+}
+
+struct Graph::Impl {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+};
+
+Graph::Graph() : impl_(new Impl) {}
+
+Graph::~Graph() {
+  if (impl_->exec != nullptr) cudaGraphExecDestroy(impl_->exec);
+  if (impl_->graph != nullptr) cudaGraphDestroy(impl_->graph);
+  delete impl_;
+}
+
+bool Graph::captured() const { return impl_->exec != nullptr; }
+
+void Graph::begin_capture() {
+  if (captured()) throw std::logic_error("cuda::Graph: captured already");
+  // Relaxed: other threads may still call the runtime (nothing else runs on our stream).
+  DDPM_CUDA_CHECK(cudaStreamBeginCapture(detail::stream(), cudaStreamCaptureModeRelaxed));
+}
+
+void Graph::end_capture() {
+  DDPM_CUDA_CHECK(cudaStreamEndCapture(detail::stream(), &impl_->graph));
+  DDPM_CUDA_CHECK(cudaGraphInstantiate(&impl_->exec, impl_->graph, 0));
+}
+
+void Graph::abort_capture() {
+  cudaGraph_t partial = nullptr;
+  cudaStreamEndCapture(detail::stream(), &partial);  // ends the (invalidated) capture
+  if (partial != nullptr) cudaGraphDestroy(partial);
+  cudaGetLastError();
+}
+
+void Graph::replay() {
+  if (!captured()) throw std::logic_error("cuda::Graph: replay() before capture()");
+  DDPM_CUDA_CHECK(cudaGraphLaunch(impl_->exec, detail::stream()));
+}
+
 void synchronize() { DDPM_CUDA_CHECK(cudaStreamSynchronize(detail::stream())); }
 
 namespace {

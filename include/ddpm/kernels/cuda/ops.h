@@ -13,6 +13,7 @@
 namespace ddpm::cuda {
 
 // ---- elementwise (cpu: silu.h, add.h, upsample.h, concat.h, dropout.h, mse.h) ----
+void fill(float* y, float value, int64_t n);  // y[i] = value (e.g. one timestep for a whole batch)
 void silu_forward(float* y, const float* x, int64_t n);
 void silu_backward(float* dx, const float* dy, const float* x, int64_t n);
 void add_forward(float* y, const float* a, const float* b, int64_t n);

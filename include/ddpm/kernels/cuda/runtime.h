@@ -61,8 +61,42 @@ void upload(void* device_dst, const void* host_src, size_t bytes);
 void download(void* host_dst, const void* device_src, size_t bytes);
 // Zeroes device memory, queued on the stream.
 void zero(void* device_dst, size_t bytes);
+// Device to device, queued on the stream (no waiting; may be captured in a Graph).
+void copy_on_device(void* device_dst, const void* device_src, size_t bytes);
 // Waits for all work on the stream; an error from an earlier kernel is thrown here.
 void synchronize();
+
+// A CUDA Graph of work queued on the stream: capture() runs `work` once in capture mode (nothing
+// executes), replay() launches the recorded kernels again with one call, without the per-kernel
+// launch cost. The work must queue only (no allocation, no waiting, no host copies) and use the
+// same pointers every time. Capture failure throws cuda::Error and leaves the stream usable.
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  template <class Work>
+  void capture(Work&& work) {
+    begin_capture();
+    try {
+      work();
+    } catch (...) {
+      abort_capture();
+      throw;
+    }
+    end_capture();
+  }
+  bool captured() const;
+  void replay();
+
+ private:
+  void begin_capture();
+  void end_capture();
+  void abort_capture();
+  struct Impl;
+  Impl* impl_;
+};
 
 // fp32 convolutions and matrix products: exact fp32 (the default) or TF32 tensor-core math, which
 // rounds operands to 10 mantissa bits (~1e-3 relative). An explicit opt-in, as PyTorch's

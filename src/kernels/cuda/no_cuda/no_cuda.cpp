@@ -47,6 +47,17 @@ void download(void*, const void*, size_t bytes) {
 void zero(void*, size_t bytes) {
   if (bytes > 0) require_device("zero");
 }
+void copy_on_device(void*, const void*, size_t bytes) {
+  if (bytes > 0) require_device("copy_on_device");
+}
+struct Graph::Impl {};
+Graph::Graph() : impl_(nullptr) {}
+Graph::~Graph() = default;
+bool Graph::captured() const { return false; }
+void Graph::begin_capture() { require_device("cuda::Graph"); }
+void Graph::end_capture() {}
+void Graph::abort_capture() {}
+void Graph::replay() { require_device("cuda::Graph"); }
 void synchronize() {}
 void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }
