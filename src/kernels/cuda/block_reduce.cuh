@@ -17,3 +17,13 @@ __device__ T block_sum(T v) {
   for (unsigned w = 0; w < warps; ++w) total += warp_totals[w];
   return total;
 }
+
+// One block: *out = partial[0] + ... + partial[count - 1], in a fixed order (the second pass of a
+// two-pass reduction whose first pass wrote one partial per block).
+template <class T>
+__global__ void sum_partials_kernel(T* out, const T* partial, int count) {
+  T acc = 0;
+  for (int i = threadIdx.x; i < count; i += blockDim.x) acc += partial[i];
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) *out = acc;
+}

@@ -200,13 +200,6 @@ __global__ void squared_difference_partials(double* partial, const float* a, con
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
-__global__ void sum_partials_kernel(double* out, const double* partial, int count) {
-  double acc = 0.0;
-  for (int i = threadIdx.x; i < count; i += blockDim.x) acc += partial[i];
-  acc = block_sum(acc);
-  if (threadIdx.x == 0) *out = acc;
-}
-
 // Device scratch of the MSE reduction: kReduceMaxBlocks partials and the result. Made once and kept
 // (freeing it at exit races with the driver's teardown); the mutex keeps two host threads from
 // interleaving their use of it between the kernels and the read-back.

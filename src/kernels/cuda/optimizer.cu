@@ -48,13 +48,6 @@ __global__ void sum_squares_partials(double* partial, const float* a, int64_t n)
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
-__global__ void sum_partials_kernel(double* out, const double* partial, int count) {
-  double acc = 0.0;
-  for (int i = threadIdx.x; i < count; i += blockDim.x) acc += partial[i];
-  acc = block_sum(acc);
-  if (threadIdx.x == 0) *out = acc;
-}
-
 // The norm as float32 and cpu::clip_grad_norm's decision: clip_coef = (1 / (norm + 1e-6)) * max_norm
 // in float32 (PyTorch's reciprocal-then-multiply), applied when below 1.
 __global__ void finish_norm_kernel(StepState* state, float* norm_out, const double* partial, int count,
