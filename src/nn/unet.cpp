@@ -93,7 +93,8 @@ struct UNet2D::Impl {
   float* other(const float* g) const { return g == g0.p ? g1.p : g0.p; }
   void layer_forward(Layer& l, const float* in, const float* w, uint64_t seed);
   void check_labels(const int32_t* class_labels) const;
-  void forward_from_inputs(float* eps, uint64_t dropout_seed, const int32_t* class_labels);
+  void forward_from_inputs(const float* x, const float* timesteps, float* eps, uint64_t dropout_seed,
+                           const int32_t* class_labels);
   const float* layer_backward(Layer& l, const float* dy);
 };
 
@@ -399,10 +400,10 @@ void UNet2D::forward(const float* x, const float* timesteps, float* eps, uint64_
   nn::dev::copy_in(m.device, m.x.p, x, m.x.numel);
   nn::dev::copy_in(m.device, m.steps.p, timesteps, m.batch);
   if (m.device == Device::cuda) {
-    m.forward_from_inputs(m.e.p, dropout_seed, class_labels);
+    m.forward_from_inputs(m.x.p, m.steps.p, m.e.p, dropout_seed, class_labels);
     nn::dev::copy_out(m.device, eps, m.e.p, m.e.numel);
   } else {
-    m.forward_from_inputs(eps, dropout_seed, class_labels);
+    m.forward_from_inputs(m.x.p, m.steps.p, eps, dropout_seed, class_labels);
   }
 }
 
@@ -412,9 +413,12 @@ void UNet2D::forward_device(const float* x, const float* timesteps, float* eps, 
   if (m.device != Device::cuda)
     throw std::logic_error("UNet2D::forward_device: this U-Net runs on the CPU; call forward()");
   m.check_labels(class_labels);
-  cuda::copy_on_device(m.x.p, x, static_cast<size_t>(m.x.numel) * sizeof(float));
-  cuda::copy_on_device(m.steps.p, timesteps, static_cast<size_t>(m.batch) * sizeof(float));
-  m.forward_from_inputs(eps, dropout_seed, class_labels);
+  // Only a training U-Net keeps x (conv_in's backward reads it); the timesteps are read at once.
+  if (m.training) {
+    cuda::copy_on_device(m.x.p, x, static_cast<size_t>(m.x.numel) * sizeof(float));
+    x = m.x.p;
+  }
+  m.forward_from_inputs(x, timesteps, eps, dropout_seed, class_labels);
 }
 
 void UNet2D::Impl::check_labels(const int32_t* class_labels) const {
@@ -429,16 +433,17 @@ void UNet2D::Impl::check_labels(const int32_t* class_labels) const {
   }
 }
 
-// x and the timesteps are in place (x, steps); eps is written on the U-Net's device.
-void UNet2D::Impl::forward_from_inputs(float* eps, uint64_t dropout_seed, const int32_t* class_labels) {
+// x, the timesteps and eps are on the U-Net's device.
+void UNet2D::Impl::forward_from_inputs(const float* x_in, const float* timesteps, float* eps, uint64_t dropout_seed,
+                                       const int32_t* class_labels) {
   Impl& m = *this;
   const float* w = m.w();
   const int64_t B = m.batch;
   using profile::Kind;
   {
     profile::Scope scope(Kind::block, "time_embedding + conv_in fwd");
-    m.time->forward(w, m.steps.p, class_labels);
-    m.conv_in.op->forward(m.x.p, w + m.conv_in.bias, m.h0.p);
+    m.time->forward(w, timesteps, class_labels);
+    m.conv_in.op->forward(x_in, w + m.conv_in.bias, m.h0.p);
   }
   m.skips[0] = m.h0.p;
   const float* cur = m.h0.p;

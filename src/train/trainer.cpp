@@ -523,7 +523,8 @@ double Trainer::train_step() {
   double loss = m.loss_and_gradients();
   if (m.comm->size() > 1) loss = m.average_over_workers(loss);
   const auto max_norm = static_cast<float>(m.opt.grad_clip);
-  // On the device the norm is read here and the clipping happens in the fused step below.
+  // On the device the norm is read here, before the step counter moves, and the fused step below
+  // measures it again to clip (one more read of the gradients: a small share of a step's traffic).
   const float grad_norm = m.device_optimizer ? m.device_optimizer->grad_norm()
                                              : cpu::clip_grad_norm(m.model->grads(), P, max_norm);
   m.last_grad_norm = grad_norm;
