@@ -191,6 +191,12 @@ uint8_t luma(uint8_t r, uint8_t g, uint8_t b) {
   return static_cast<uint8_t>(std::min(255.0f, std::nearbyint(y)));
 }
 
+// stb leaves its reason empty on some corrupt inputs (a zero-length IDAT chunk, found by fuzzing).
+std::string decode_failure() {
+  const char* reason = stbi_failure_reason();
+  return reason != nullptr && *reason != '\0' ? reason : "corrupt or truncated image data";
+}
+
 }  // namespace
 
 void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width, int64_t channels) {
@@ -263,7 +269,7 @@ Image read_image(const std::string& path, int64_t channels) {
   // Decode as 1 (grey, grey + alpha) or 3 (RGB, RGBA) channels: stb drops alpha itself.
   const int decoded = stored <= 2 ? 1 : 3;
   unsigned char* raw = stbi_load_from_memory(bytes.data(), size, &w, &h, &stored, decoded);
-  if (raw == nullptr) throw std::runtime_error(path + ": cannot decode image: " + stbi_failure_reason());
+  if (raw == nullptr) throw std::runtime_error(path + ": cannot decode image: " + decode_failure());
 
   Image image;
   image.height = h;

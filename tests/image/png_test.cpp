@@ -133,6 +133,19 @@ TEST(Png, JpegHuffmanTableOverflowIsRefused) {
   EXPECT_EQ(read_image(icc).width, 16);
 }
 
+// Fuzz finding (fuzz_image): a palette PNG whose IDAT chunk is empty made stb call memcpy(dst, NULL,
+// 0), which UBSan stops on in the sanitized build; stb then fails without a reason of its own.
+TEST(Png, ZeroLengthIdatIsRefusedWithAReason) {
+  expect_refused(std::string(DDPM_SOURCE_DIR) + "/tests/fixtures/fuzz_image_png_zero_length_idat.png",
+                 "cannot decode image: ");
+  try {
+    read_image(std::string(DDPM_SOURCE_DIR) + "/tests/fixtures/fuzz_image_png_zero_length_idat.png");
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.back(), ' ') << "the message ends without saying why: " << message;
+  }
+}
+
 TEST(Png, DecompressionBombsAreRefusedBeforeDecoding) {
   const fs::path dir = temp_dir("bomb");
   // Fuzz finding (fuzz_image, a 25 s input): a 697-byte JPEG claiming 56592x255 pixels; stb decodes
