@@ -27,10 +27,10 @@
 #include "ddpm/io/model_config.h"
 #include "ddpm/kernels/cuda/runtime.h"
 #include "ddpm/kernels/dnnl_info.h"
+#include "ddpm/nn/graph_forward.h"
 #include "ddpm/nn/unet.h"
 #include "ddpm/train/trainer.h"
 #include "device_flag.h"
-#include "device_sampling.h"
 
 namespace ddpm::app {
 

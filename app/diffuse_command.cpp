@@ -15,7 +15,8 @@
 #include "ddpm/image/resize.h"
 #include "ddpm/io/model_dir.h"
 #include "ddpm/nn/unet.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "device_flag.h"
 #include "progress.h"
 
 namespace ddpm::app {
@@ -65,7 +66,7 @@ int run_diffuse_command() {
   }
   // Row 2: the reverse chain from that x_T (the last frame of row 1), shown from T-1 down to 0
   // and placed under the matching forward frame.
-  DiffusionModel model = load_diffusion_model(opt.model, 1, Precision::fp32);
+  DiffusionModel model = load_diffusion_model(opt.model, 1, Precision::fp32, 1.0, selected_device());
   const EpsVarianceModel eps_model = model.eps_variance_model();
   const Variance variance = model.variance;
   std::vector<float> eps(x.size()), v(x.size()), z(x.size());

@@ -11,7 +11,8 @@
 #include "ddpm/image/png.h"
 #include "ddpm/image/resize.h"
 #include "ddpm/io/npy.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "device_flag.h"
 #include "progress.h"
 #include "sampler_flags.h"
 
@@ -42,7 +43,8 @@ void add_model_flags(CLI::App* cmd, EditOptions& o, const char* out_default) {
 DiffusionModel load_for(const EditOptions& o, int64_t n) {
   const ModelDir dir = open_model_dir(o.model);
   const std::vector<int32_t> classes = image_classes(o.classes, dir.unet, n);
-  DiffusionModel model = load_diffusion_model(o.model, n, parse_precision(o.precision), guidance_scale(o.classes, dir.unet));
+  DiffusionModel model = load_diffusion_model(o.model, n, parse_precision(o.precision),
+                                              guidance_scale(o.classes, dir.unet), selected_device());
   if (!classes.empty()) model.classes = classes;
   return model;
 }

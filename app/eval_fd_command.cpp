@@ -20,7 +20,8 @@
 #include "ddpm/nn/classifier.h"
 #include "ddpm/train/trainer.h"
 #include "class_flags.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "device_flag.h"
 #include "eval_command.h"
 #include "progress.h"
 #include "sampler_flags.h"
@@ -123,7 +124,7 @@ std::vector<float> generate_samples(const ClassifierConfig& c) {
   const ModelDir dir = open_model_dir(opt.model);
   opt.requested = image_classes(opt.classes, dir.unet, opt.n);
   DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, opt.n), parse_precision(opt.precision),
-                                              guidance_scale(opt.classes, dir.unet));
+                                              guidance_scale(opt.classes, dir.unet), selected_device());
   model.comm = &world();  // under mpirun: the batches spread over the processes, scored on rank 0
   const UNet2DConfig& u = model.dir.unet;
   if (u.sample_height != c.height || u.sample_width != c.width || u.in_channels != c.channels)

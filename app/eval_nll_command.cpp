@@ -14,7 +14,8 @@
 #include "ddpm/data/dataset.h"
 #include "ddpm/diffusion/likelihood.h"
 #include "ddpm/train/trainer.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "device_flag.h"
 #include "eval_command.h"
 #include "progress.h"
 
@@ -140,7 +141,8 @@ int run_eval_nll_command() {
     throw std::invalid_argument("--first " + std::to_string(opt.first) + " is past the end of " + data.name + " (" +
                                 std::to_string(data.n) + " images)");
   const int64_t n = opt.n == 0 ? data.n - opt.first : std::min(opt.n, data.n - opt.first);
-  DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, n), parse_precision(opt.precision));
+  DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, n), parse_precision(opt.precision),
+                                              1.0, selected_device());
   const int64_t T = model.schedule.num_timesteps();
   if (opt.timesteps > T - 1)
     throw std::invalid_argument("--timesteps must be at most T - 1 = " + std::to_string(T - 1));
@@ -180,7 +182,8 @@ int run_eval_nll_command() {
   for (int64_t k = mine.first; k < mine.first + mine.count; ++k) {
     const int64_t count = std::min(batch, n - k * batch);
     if (count < batch)
-      tail = std::make_unique<DiffusionModel>(load_diffusion_model(opt.model, count, parse_precision(opt.precision)));
+      tail = std::make_unique<DiffusionModel>(
+          load_diffusion_model(opt.model, count, parse_precision(opt.precision), 1.0, selected_device()));
     DiffusionModel& m = count < batch ? *tail : model;
     images_to_float(data, opt.first + k * batch, count, x0.data());
     variational_bound(m.batch_eps_variance_model(), x0.data(), count, per_item, m.schedule, options, rng, bounds.data(),

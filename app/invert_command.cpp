@@ -17,7 +17,8 @@
 #include "ddpm/image/png.h"
 #include "ddpm/image/resize.h"
 #include "ddpm/train/trainer.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "device_flag.h"
 #include "progress.h"
 
 namespace ddpm::app {
@@ -67,7 +68,7 @@ int run_invert_command() {
   const UNet2DConfig cfg = open_model_dir(opt.model).unet;
   int64_t n = 0;
   const std::vector<float> originals = input_images(cfg, n);
-  DiffusionModel model = load_diffusion_model(opt.model, n, Precision::fp32);
+  DiffusionModel model = load_diffusion_model(opt.model, n, Precision::fp32, 1.0, selected_device());
   const int64_t per_item = model.per_item(), T = model.schedule.num_timesteps();
   const EpsModel eps = model.eps_model();
   std::printf("DDIM inversion of %lld image(s), %s spacing, no x0 clipping\n", static_cast<long long>(n),

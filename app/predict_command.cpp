@@ -11,7 +11,8 @@
 #include "ddpm/io/model_dir.h"
 #include "ddpm/io/npy.h"
 #include "ddpm/nn/unet.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "device_flag.h"
 
 namespace ddpm::app {
 
@@ -67,7 +68,7 @@ int run_predict_command() {
       throw std::invalid_argument("predict: timestep " + std::to_string(static_cast<int64_t>(v)) +
                                   " outside [0, " + std::to_string(dir.scheduler.num_train_timesteps) + ")");
 
-  DiffusionModel model = load_diffusion_model(opt.model, n, parse_precision(opt.precision));
+  DiffusionModel model = load_diffusion_model(opt.model, n, parse_precision(opt.precision), 1.0, selected_device());
   UNet2D& net = *model.net;
 
   const std::vector<float> nchw = input.to_f32();

@@ -16,7 +16,8 @@
 #include "ddpm/io/npy.h"
 #include "ddpm/nn/unet.h"
 #include "class_flags.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "device_flag.h"
 #include "progress.h"
 #include "sampler_flags.h"
 
@@ -103,7 +104,7 @@ int run_sample_command() {
   const int64_t whole = sample.batch > 0 ? sample.batch : (sample.n + comm.size() - 1) / comm.size();
   const int64_t batch = std::max<int64_t>(1, std::min(whole, sample.n));
   DiffusionModel model = load_diffusion_model(sample.model, batch, parse_precision(sample.precision),
-                                              guidance_scale(sample.classes, dir.unet));
+                                              guidance_scale(sample.classes, dir.unet), selected_device());
   model.comm = &comm;
   const UNet2DConfig& cfg = model.dir.unet;
   const SamplerOptions sampler = sampler_options(sample.sampler, model.dir.scheduler);

@@ -14,7 +14,8 @@
 #include "ddpm/image/png.h"
 #include "ddpm/io/npy.h"
 #include "ddpm/train/trainer.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "device_flag.h"
 #include "progress.h"
 #include "sampler_flags.h"
 
@@ -147,7 +148,8 @@ int run_translate_command() {
     targets.assign(data.image(opt.first), data.image(opt.first) + n * pixels * C);
     what = data.name + " " + opt.split + " [" + std::to_string(opt.first) + ", " + std::to_string(opt.first + n) + ")";
   }
-  DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, n), parse_precision(opt.precision));
+  DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, n), parse_precision(opt.precision),
+                                              1.0, selected_device());
   model.condition.assign(static_cast<size_t>(model.batch() * pixels * Cc), 0.0f);
   const SamplerOptions sampler = sampler_options(opt.sampler, model.dir.scheduler);
   std::fprintf(stderr, "translating %lld condition(s) of %s: %s\n", static_cast<long long>(n), what.c_str(),

@@ -3,7 +3,7 @@
 
 #include "ddpm/diffusion/device_sampler.h"
 
-namespace ddpm::app {
+namespace ddpm {
 
 bool samples_on_device(const DiffusionModel& model, const SamplerOptions& sampler) {
   return model.net->device() == Device::cuda && sampler.kind == SamplerKind::ddpm &&
@@ -18,4 +18,4 @@ void sample_batch_on_device(DiffusionModel& model, GraphForward& eps, float* x, 
                                  sampler.variance, sampler.clip_x0, rng, progress);
 }
 
-}  // namespace ddpm::app
+}  // namespace ddpm

@@ -7,9 +7,9 @@
 
 #include "ddpm/diffusion/sampler.h"
 #include "ddpm/nn/graph_forward.h"
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
 
-namespace ddpm::app {
+namespace ddpm {
 
 // True when generate_images samples `model` on the device: its U-Net is on CUDA and the sampler is
 // DDPM with a fixed variance on an unguided, unconditioned model (anything else runs the host
@@ -20,4 +20,4 @@ bool samples_on_device(const DiffusionModel& model, const SamplerOptions& sample
 void sample_batch_on_device(DiffusionModel& model, GraphForward& eps, float* x, const SamplerOptions& sampler,
                             NoiseRng& rng, const SampleProgress& progress);
 
-}  // namespace ddpm::app
+}  // namespace ddpm

@@ -18,7 +18,7 @@
 #include "ddpm/kernels/precision.h"
 #include "ddpm/nn/unet.h"
 
-namespace ddpm::app {
+namespace ddpm {
 
 struct DiffusionModel {
   ModelDir dir;
@@ -68,10 +68,10 @@ ModelDir open_model_dir(const std::string& path);
 Image read_model_image(const std::string& path, const UNet2DConfig& cfg);
 
 // Reads `path` (a diffusers model directory), builds the U-Net for `batch` images (2 x batch
-// when guided) and loads its weights. Throws with the path in the message when anything is
+// when guided) on `device` and loads its weights. Throws with the path in the message when anything is
 // missing or malformed.
 DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision,
-                                    double guidance = 1.0);
+                                    double guidance = 1.0, Device device = Device::cpu);
 
 // n images into out [n, per_item] (values in [−1, 1]) with the given sampler, in batches of the
 // model's batch size (with model.comm of P processes: a share of the batches each, the images on
@@ -90,4 +90,4 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
 // U-Net calls that generate_images makes for n images.
 int64_t generation_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler);
 
-}  // namespace ddpm::app
+}  // namespace ddpm

@@ -1,4 +1,4 @@
-#include "diffusion_model.h"
+#include "ddpm/pipeline/diffusion_model.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -8,10 +8,9 @@
 #include "ddpm/diffusion/noise_rng.h"
 #include "ddpm/image/resize.h"
 #include "ddpm/kernels/concat.h"
-#include "device_flag.h"
 #include "device_sampling.h"
 
-namespace ddpm::app {
+namespace ddpm {
 
 int64_t DiffusionModel::per_item() const {
   const UNet2DConfig& cfg = dir.unet;
@@ -118,10 +117,11 @@ Image read_model_image(const std::string& path, const UNet2DConfig& cfg) {
   return image;
 }
 
-DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision, double guidance) {
+DiffusionModel load_diffusion_model(const std::string& path, int64_t batch, Precision precision, double guidance,
+                                    Device device) {
   ModelDir dir = open_model_dir(path);
   const bool guided = dir.unet.num_class_embeds && guidance != 1.0;
-  auto net = std::make_unique<UNet2D>(dir.unet, guided ? 2 * batch : batch, precision, false, selected_device());
+  auto net = std::make_unique<UNet2D>(dir.unet, guided ? 2 * batch : batch, precision, false, device);
   TensorList list;
   for (const ParamInfo& p : net->parameters()) list.emplace_back(p.name, p.shape);
   load_model_dir_weights(path, dir.unet, list, net->params());
@@ -217,4 +217,4 @@ void generate_images(DiffusionModel& model, int64_t n, uint64_t seed, const Samp
   }
 }
 
-}  // namespace ddpm::app
+}  // namespace ddpm

@@ -1,0 +1,131 @@
+/* ddpm.h: the C interface of libddpm, for programs that generate images without Python and
+ * without the `ddpm` command line. A model is loaded once and generates as many images as asked,
+ * call after call; every result equals `ddpm sample` with the same settings, byte for byte.
+ *
+ *   ddpm_model* model = ddpm_model_load("models/fmnist", NULL);
+ *   if (!model) { fprintf(stderr, "%s\n", ddpm_last_error()); return 1; }
+ *   ddpm_generate_params p;
+ *   ddpm_generate_params_init(&p);
+ *   p.n = 16; p.seed = 1; p.steps = 100; p.spacing = "trailing";
+ *   ddpm_model_info info;
+ *   ddpm_model_get_info(model, &info);
+ *   unsigned char* pixels = malloc((size_t)p.n * info.height * info.width * info.channels);
+ *   if (ddpm_generate(model, &p, pixels) != DDPM_OK) fprintf(stderr, "%s\n", ddpm_last_error());
+ *   ddpm_model_free(model);
+ *
+ * Build against an installed libddpm with `pkg-config --cflags --libs ddpm`, or in CMake with
+ * `find_package(ddpm CONFIG REQUIRED)` and `target_link_libraries(app PRIVATE ddpm::ddpm)`.
+ * examples/generate.c is a whole program.
+ *
+ * Errors: a call that fails returns NULL or a status other than DDPM_OK and leaves a message in
+ * ddpm_last_error() (per thread) that says what was wrong. A model handle must not be used by two
+ * threads at once; separate handles are independent (each holds its own weights and buffers). */
+#ifndef DDPM_H
+#define DDPM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Changes when a struct below gains a field or a function changes meaning. */
+#define DDPM_API_VERSION 1
+
+typedef enum ddpm_status {
+  DDPM_OK = 0,
+  DDPM_ERROR = 1,     /* see ddpm_last_error() */
+  DDPM_CANCELLED = 2  /* the progress callback asked to stop */
+} ddpm_status;
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char* ddpm_version(void);
+
+/* The message of this thread's last failed call ("" when none failed). Valid until the next call
+ * into libddpm from this thread. */
+const char* ddpm_last_error(void);
+
+/* ---- models ---- */
+
+typedef struct ddpm_model ddpm_model;
+
+typedef struct ddpm_load_params {
+  int batch;             /* images per U-Net call (memory is planned for it once); default 16 */
+  const char* precision; /* "fp32" (default) or "bf16" (bf16 operands, fp32 accumulation) */
+  const char* device;    /* "cpu" (default) or "cuda" (a build with the CUDA backend and a GPU) */
+  double guidance;       /* classifier-free guidance scale W for a class-conditional model; default 1
+                            (the conditional model alone); with W != 1 each call runs 2 x batch images */
+  int threads;           /* CPU threads (OpenMP, for the whole process); 0 (default): as the
+                            environment says (OMP_NUM_THREADS, else every core) */
+} ddpm_load_params;
+
+/* Fills params with the defaults above. */
+void ddpm_load_params_init(ddpm_load_params* params);
+
+/* Loads a diffusers model directory (MODEL/unet/config.json, MODEL/unet/diffusion_pytorch_model.
+ * safetensors, MODEL/scheduler/scheduler_config.json), as written by `ddpm train` or diffusers.
+ * params may be NULL (the defaults). Returns NULL on failure (missing or corrupt files, a bad
+ * parameter). Notes about what the directory leaves out go to stderr once, as in the CLI. */
+ddpm_model* ddpm_model_load(const char* model_dir, const ddpm_load_params* params);
+
+/* Frees the model; NULL is allowed. */
+void ddpm_model_free(ddpm_model* model);
+
+typedef struct ddpm_model_info {
+  int height, width, channels; /* of one generated image */
+  int num_classes;             /* class-conditional: the classes (labels 0..num_classes-1); else 0 */
+  int condition_channels;      /* image-conditioned models (ddpm translate) only; ddpm_generate
+                                  refuses them */
+  int num_train_timesteps;     /* T */
+  int batch;                   /* as loaded */
+  long long parameters;        /* of the U-Net */
+} ddpm_model_info;
+
+ddpm_status ddpm_model_get_info(const ddpm_model* model, ddpm_model_info* info);
+
+/* ---- generation ---- */
+
+/* Called after every U-Net evaluation: done of total (total = batches x steps). Return 0 to go
+ * on, anything else to stop: ddpm_generate then returns DDPM_CANCELLED. */
+typedef int (*ddpm_progress_callback)(long long done, long long total, void* user_data);
+
+typedef struct ddpm_generate_params {
+  int n;                      /* images; default 1 */
+  unsigned long long seed;    /* of x_T and every step's noise; default 0 */
+  const char* sampler;        /* "ddpm" (default), "ddim" or "dpm-solver++" */
+  int steps;                  /* U-Net evaluations per image; 0 (default): T for ddpm, 50 otherwise */
+  const char* spacing;        /* "leading", "trailing", "linspace" or "quadratic"; NULL (default):
+                                 the scheduler config's */
+  double eta;                 /* ddim only: 0 (default) deterministic, 1 as DDPM */
+  int no_clip;                /* nonzero: do not clip the predicted x0 to [-1, 1] */
+  int clipped_eps;            /* ddim only: re-derive eps from the clipped x0 */
+  const int* classes;         /* class-conditional models: n labels, each 0..num_classes-1; NULL
+                                 (default): unconditional draws (the null class) */
+  ddpm_progress_callback progress; /* NULL (default): none */
+  void* user_data;                 /* passed to progress */
+} ddpm_generate_params;
+
+/* Fills params with the defaults above. */
+void ddpm_generate_params_init(ddpm_generate_params* params);
+
+/* Generates params->n images into pixels: n x height x width x channels bytes, each image's rows
+ * top to bottom, each pixel's channels interleaved (grey, or R G B), values 0..255. The same
+ * model, settings and seed give the same bytes; with the model's batch equal to `ddpm sample
+ * --batch`, they are `ddpm sample`'s images. */
+ddpm_status ddpm_generate(ddpm_model* model, const ddpm_generate_params* params, unsigned char* pixels);
+
+/* As ddpm_generate, but the model's output itself: floats in [-1, 1] in the same layout (clipped
+ * only when the sampler clips x0). */
+ddpm_status ddpm_generate_float(ddpm_model* model, const ddpm_generate_params* params, float* images);
+
+/* Writes n images (the layout of ddpm_generate) as one PNG grid with `columns` columns (0: as
+ * square as possible) and 2-pixel gaps, as `ddpm sample --out` does. The file is written to a
+ * temporary name and renamed, so a crash never leaves half a PNG. */
+ddpm_status ddpm_write_png_grid(const char* path, const unsigned char* pixels, int n, int height, int width,
+                                int channels, int columns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DDPM_H */

@@ -1,0 +1,199 @@
+// The C interface (include/ddpm.h) over the library's generation pipeline
+// (pipeline/diffusion_model.h): every call catches what the library throws and turns it into a
+// status and this thread's last-error message, so no C++ exception crosses into C.
+#include "ddpm.h"
+
+#include <omp.h>
+
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ddpm/image/png.h"
+#include "ddpm/kernels/cuda/runtime.h"
+#include "ddpm/kernels/precision.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "ddpm/pipeline/sampler_choice.h"
+
+struct ddpm_model {
+  ddpm::DiffusionModel model;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+// Thrown through the sampler when the progress callback asks to stop.
+struct Cancelled {};
+
+template <typename F>
+ddpm_status guarded(const char* function, F&& body) {
+  last_error.clear();
+  try {
+    body();
+    return DDPM_OK;
+  } catch (const Cancelled&) {
+    last_error = std::string(function) + ": cancelled by the progress callback";
+    return DDPM_CANCELLED;
+  } catch (const std::exception& e) {
+    last_error = std::string(function) + ": " + e.what();
+  } catch (...) {
+    last_error = std::string(function) + ": unknown error";
+  }
+  return DDPM_ERROR;
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+ddpm::Device parse_device_name(const char* name) {
+  const std::string s = name ? name : "cpu";
+  if (s == "cpu") return ddpm::Device::cpu;
+  if (s == "cuda") {
+    ddpm::cuda::require_device("device \"cuda\"");  // says why not: no CUDA backend built, or no GPU
+    return ddpm::Device::cuda;
+  }
+  throw std::invalid_argument("device \"" + s + "\": expected \"cpu\" or \"cuda\"");
+}
+
+// The images' values in [-1, 1] into `out`, after checking every parameter against the model.
+void generate(ddpm_model* handle, const ddpm_generate_params* params, float* out) {
+  require(handle != nullptr, "model is NULL");
+  require(params != nullptr, "params is NULL (fill them with ddpm_generate_params_init)");
+  require(out != nullptr, "the output buffer is NULL");
+  require(params->n > 0, "n = " + std::to_string(params->n) + ": ask for at least one image");
+  ddpm::DiffusionModel& model = handle->model;
+  const ddpm::UNet2DConfig& cfg = model.dir.unet;
+  require(model.dir.condition_channels() == 0,
+          "this model is image-conditioned (it generates from a condition image): run it with `ddpm translate`");
+
+  ddpm::SamplerChoice choice;
+  choice.sampler = params->sampler ? params->sampler : "ddpm";
+  choice.spacing = params->spacing ? params->spacing : "";
+  require(params->steps >= 0, "steps = " + std::to_string(params->steps) + ": expected 0 (the default) or more");
+  choice.steps = params->steps;
+  choice.eta = params->eta;
+  require(choice.eta >= 0.0, "eta must be 0 or more");
+  choice.no_clip = params->no_clip != 0;
+  choice.clipped_eps = params->clipped_eps != 0;
+  const ddpm::SamplerOptions sampler = ddpm::sampler_options(choice, model.dir.scheduler);
+
+  std::vector<int32_t> classes;
+  if (params->classes != nullptr) {
+    require(cfg.num_class_embeds > 0, "classes given, but this model is not class-conditional");
+    const int64_t k = cfg.class_count() - 1;
+    classes.assign(params->classes, params->classes + params->n);
+    for (int i = 0; i < params->n; ++i)
+      require(classes[static_cast<size_t>(i)] >= 0 && classes[static_cast<size_t>(i)] < k,
+              "classes[" + std::to_string(i) + "] = " + std::to_string(classes[static_cast<size_t>(i)]) +
+                  ": this model has classes 0.." + std::to_string(k - 1));
+  }
+
+  const ddpm::SampleProgress progress = [params](int64_t done, int64_t total) {
+    if (params->progress && params->progress(done, total, params->user_data) != 0) throw Cancelled{};
+  };
+  ddpm::generate_images(model, params->n, params->seed, sampler, out, progress, nullptr,
+                        classes.empty() ? nullptr : classes.data());
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* ddpm_version(void) { return DDPM_VERSION_STRING; }
+
+const char* ddpm_last_error(void) { return last_error.c_str(); }
+
+void ddpm_load_params_init(ddpm_load_params* params) {
+  if (!params) return;
+  *params = ddpm_load_params{};
+  params->batch = 16;
+  params->precision = "fp32";
+  params->device = "cpu";
+  params->guidance = 1.0;
+  params->threads = 0;
+}
+
+ddpm_model* ddpm_model_load(const char* model_dir, const ddpm_load_params* params) {
+  ddpm_load_params p;
+  ddpm_load_params_init(&p);
+  if (params) p = *params;
+  ddpm_model* loaded = nullptr;
+  guarded("ddpm_model_load", [&] {
+    require(model_dir != nullptr, "model_dir is NULL");
+    require(p.batch > 0, "batch = " + std::to_string(p.batch) + ": expected at least 1");
+    require(p.threads >= 0, "threads = " + std::to_string(p.threads) + ": expected 0 (the default) or more");
+    require(p.guidance == p.guidance, "guidance is NaN");
+    const ddpm::Precision precision = ddpm::parse_precision(p.precision ? p.precision : "fp32");
+    const ddpm::Device device = parse_device_name(p.device);
+    if (p.threads > 0) omp_set_num_threads(p.threads);
+    ddpm::DiffusionModel model = ddpm::load_diffusion_model(model_dir, p.batch, precision, p.guidance, device);
+    require(p.guidance == 1.0 || model.dir.unet.num_class_embeds > 0,
+            std::string(model_dir) + ": guidance " + std::to_string(p.guidance) +
+                " needs a class-conditional model (this one has no class embedding); use 1");
+    loaded = new ddpm_model{std::move(model)};
+  });
+  return loaded;
+}
+
+void ddpm_model_free(ddpm_model* model) { delete model; }
+
+ddpm_status ddpm_model_get_info(const ddpm_model* model, ddpm_model_info* info) {
+  return guarded("ddpm_model_get_info", [&] {
+    require(model != nullptr, "model is NULL");
+    require(info != nullptr, "info is NULL");
+    const ddpm::ModelDir& dir = model->model.dir;
+    *info = ddpm_model_info{};
+    info->height = static_cast<int>(dir.unet.sample_height);
+    info->width = static_cast<int>(dir.unet.sample_width);
+    info->channels = static_cast<int>(dir.image_channels());
+    info->num_classes = dir.unet.num_class_embeds ? static_cast<int>(dir.unet.class_count() - 1) : 0;
+    info->condition_channels = static_cast<int>(dir.condition_channels());
+    info->num_train_timesteps = static_cast<int>(dir.scheduler.num_train_timesteps);
+    info->batch = static_cast<int>(model->model.batch());
+    info->parameters = static_cast<long long>(model->model.net->parameter_count());
+  });
+}
+
+void ddpm_generate_params_init(ddpm_generate_params* params) {
+  if (!params) return;
+  *params = ddpm_generate_params{};
+  params->n = 1;
+  params->sampler = "ddpm";
+}
+
+ddpm_status ddpm_generate_float(ddpm_model* model, const ddpm_generate_params* params, float* images) {
+  return guarded("ddpm_generate_float", [&] { generate(model, params, images); });
+}
+
+ddpm_status ddpm_generate(ddpm_model* model, const ddpm_generate_params* params, unsigned char* pixels) {
+  return guarded("ddpm_generate", [&] {
+    require(pixels != nullptr, "the output buffer is NULL");
+    require(model != nullptr, "model is NULL");
+    require(params != nullptr, "params is NULL (fill them with ddpm_generate_params_init)");
+    require(params->n > 0, "n = " + std::to_string(params->n) + ": ask for at least one image");
+    std::vector<float> images(static_cast<size_t>(params->n * model->model.per_item()));
+    generate(model, params, images.data());
+    ddpm::to_uint8(images.data(), images.size(), pixels);
+  });
+}
+
+ddpm_status ddpm_write_png_grid(const char* path, const unsigned char* pixels, int n, int height, int width,
+                                int channels, int columns) {
+  return guarded("ddpm_write_png_grid", [&] {
+    require(path != nullptr, "path is NULL");
+    require(pixels != nullptr, "pixels is NULL");
+    require(n > 0 && height > 0 && width > 0, "n, height and width must be positive");
+    require(channels == 1 || channels == 3, "channels = " + std::to_string(channels) + ": expected 1 or 3");
+    require(columns >= 0, "columns must be 0 (square) or more");
+    int64_t cols = columns;
+    if (cols == 0)
+      while (cols * cols < n) ++cols;
+    ddpm::write_png(path, ddpm::make_grid(pixels, n, height, width, channels, cols));
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,261 @@
+// The C interface (include/ddpm.h, libddpm.so): it generates exactly what the library's pipeline
+// generates, a handle gives the same images for the same seed whatever it did before, progress
+// counts every U-Net call and can cancel, and every bad argument or file is an error with a
+// message, never a crash. (tests/capi/example_test.sh: the example program against `ddpm sample`;
+// install_test.sh: an installed libddpm used through pkg-config and CMake.)
+#include "ddpm.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ddpm/io/model_dir.h"
+#include "ddpm/nn/unet.h"
+#include "ddpm/nn/unet_config.h"
+#include "ddpm/pipeline/diffusion_model.h"
+#include "ddpm/pipeline/sampler_choice.h"
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kModel = std::string(DDPM_SOURCE_DIR) + "/models/fmnist";
+constexpr int kPixels = 28 * 28;
+
+struct ModelHandle {
+  ddpm_model* model;
+  explicit ModelHandle(ddpm_model* m) : model(m) {}
+  ~ModelHandle() { ddpm_model_free(model); }
+  ModelHandle(const ModelHandle&) = delete;
+  ModelHandle& operator=(const ModelHandle&) = delete;
+};
+
+ddpm_model* load(const std::string& dir, int batch, double guidance = 1.0) {
+  ddpm_load_params p;
+  ddpm_load_params_init(&p);
+  p.batch = batch;
+  p.guidance = guidance;
+  return ddpm_model_load(dir.c_str(), &p);
+}
+
+ddpm_generate_params params(int n, unsigned long long seed, const char* sampler, int steps) {
+  ddpm_generate_params p;
+  ddpm_generate_params_init(&p);
+  p.n = n;
+  p.seed = seed;
+  p.sampler = sampler;
+  p.steps = steps;
+  p.spacing = "trailing";
+  return p;
+}
+
+std::vector<float> generate_float(ddpm_model* model, const ddpm_generate_params& p, int per_item = kPixels) {
+  std::vector<float> out(static_cast<size_t>(p.n * per_item));
+  EXPECT_EQ(ddpm_generate_float(model, &p, out.data()), DDPM_OK) << ddpm_last_error();
+  return out;
+}
+
+// A call that must fail with DDPM_ERROR (or NULL) and a message holding `needle`.
+void expect_message(ddpm_status status, const std::string& needle) {
+  EXPECT_EQ(status, DDPM_ERROR);
+  EXPECT_NE(std::string(ddpm_last_error()).find(needle), std::string::npos) << ddpm_last_error();
+}
+
+}  // namespace
+
+TEST(CApi, DescribesTheShippedModel) {
+  ModelHandle h(load(kModel, 4));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  ddpm_model_info info;
+  ASSERT_EQ(ddpm_model_get_info(h.model, &info), DDPM_OK);
+  EXPECT_EQ(info.height, 28);
+  EXPECT_EQ(info.width, 28);
+  EXPECT_EQ(info.channels, 1);
+  EXPECT_EQ(info.num_classes, 0);
+  EXPECT_EQ(info.condition_channels, 0);
+  EXPECT_EQ(info.num_train_timesteps, 1000);
+  EXPECT_EQ(info.batch, 4);
+  const ddpm::UNet2D net(ddpm::read_model_dir(kModel).unet, 1, ddpm::Precision::fp32, false);
+  EXPECT_EQ(info.parameters, net.parameter_count());
+  EXPECT_EQ(std::string(ddpm_version()), "0.1.0");
+  EXPECT_STREQ(ddpm_last_error(), "");
+}
+
+// Three images in batches of two (a short last batch), DPM-Solver++ 4 steps: the C call and the
+// C++ pipeline give the same floats, and the bytes are their conversion.
+TEST(CApi, GeneratesWhatThePipelineGenerates) {
+  ModelHandle h(load(kModel, 2));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  const ddpm_generate_params p = params(3, 7, "dpm-solver++", 4);
+  const std::vector<float> ours = generate_float(h.model, p);
+
+  ddpm::DiffusionModel model = ddpm::load_diffusion_model(kModel, 2, ddpm::Precision::fp32);
+  ddpm::SamplerChoice choice;
+  choice.sampler = "dpm-solver++";
+  choice.steps = 4;
+  choice.spacing = "trailing";
+  std::vector<float> expected(ours.size());
+  ddpm::generate_images(model, 3, 7, ddpm::sampler_options(choice, model.dir.scheduler), expected.data());
+  EXPECT_EQ(ours, expected);
+
+  std::vector<unsigned char> pixels(ours.size());
+  ASSERT_EQ(ddpm_generate(h.model, &p, pixels.data()), DDPM_OK) << ddpm_last_error();
+  EXPECT_EQ(pixels, ddpm::to_uint8(expected.data(), expected.size()));
+}
+
+// One process, many images: the result depends on the seed and settings alone, not on what the
+// handle generated before (x_T and the noise are drawn afresh from the seed on every call).
+TEST(CApi, RepeatedCallsDependOnTheSeedAlone) {
+  ModelHandle h(load(kModel, 2));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  const std::vector<float> a = generate_float(h.model, params(2, 1, "ddpm", 5));
+  const std::vector<float> b = generate_float(h.model, params(2, 2, "ddpm", 5));
+  const std::vector<float> c = generate_float(h.model, params(2, 1, "ddim", 3));
+  const std::vector<float> again = generate_float(h.model, params(2, 1, "ddpm", 5));
+  EXPECT_EQ(a, again);
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, c);
+  for (float v : a) ASSERT_TRUE(v >= -1.0f && v <= 1.0f) << v;  // x0 clipped by the scheduler config
+}
+
+TEST(CApi, ProgressCountsEveryCallAndCancels) {
+  ModelHandle h(load(kModel, 2));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  struct Seen {
+    std::vector<long long> done, total;
+    long long stop_at = -1;
+  } seen;
+  ddpm_generate_params p = params(3, 0, "ddim", 3);  // 2 batches x 3 steps
+  p.user_data = &seen;
+  p.progress = [](long long done, long long total, void* user) {
+    auto* s = static_cast<Seen*>(user);
+    s->done.push_back(done);
+    s->total.push_back(total);
+    return done == s->stop_at ? 1 : 0;
+  };
+  const std::vector<float> whole = generate_float(h.model, p);
+  EXPECT_EQ(seen.done, (std::vector<long long>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(seen.total, std::vector<long long>(6, 6));
+
+  seen = Seen{};
+  seen.stop_at = 2;
+  std::vector<float> out(whole.size());
+  EXPECT_EQ(ddpm_generate_float(h.model, &p, out.data()), DDPM_CANCELLED);
+  EXPECT_NE(std::string(ddpm_last_error()).find("cancelled"), std::string::npos) << ddpm_last_error();
+  EXPECT_EQ(seen.done, (std::vector<long long>{1, 2}));
+
+  seen = Seen{};  // the handle is still whole after a cancellation
+  EXPECT_EQ(generate_float(h.model, p), whole);
+  EXPECT_STREQ(ddpm_last_error(), "");
+}
+
+TEST(CApi, BadArgumentsAndFilesAreErrorsWithMessages) {
+  ddpm_load_params lp;
+  ddpm_load_params_init(&lp);
+  EXPECT_EQ(ddpm_model_load("/no/such/model", &lp), nullptr);
+  EXPECT_NE(std::string(ddpm_last_error()).find("/no/such/model"), std::string::npos) << ddpm_last_error();
+  EXPECT_EQ(ddpm_model_load(nullptr, nullptr), nullptr);
+  expect_message(DDPM_ERROR, "model_dir is NULL");
+  lp.batch = 0;
+  EXPECT_EQ(ddpm_model_load(kModel.c_str(), &lp), nullptr);
+  expect_message(DDPM_ERROR, "batch = 0");
+  ddpm_load_params_init(&lp);
+  lp.precision = "fp16";
+  EXPECT_EQ(ddpm_model_load(kModel.c_str(), &lp), nullptr);
+  expect_message(DDPM_ERROR, "fp16");
+  ddpm_load_params_init(&lp);
+  lp.device = "tpu";
+  EXPECT_EQ(ddpm_model_load(kModel.c_str(), &lp), nullptr);
+  expect_message(DDPM_ERROR, "device \"tpu\": expected \"cpu\" or \"cuda\"");
+  EXPECT_EQ(load(kModel, 1, 3.0), nullptr);
+  expect_message(DDPM_ERROR, "needs a class-conditional model");
+
+  ModelHandle h(load(kModel, 1));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  std::vector<float> out(4 * kPixels);
+  ddpm_generate_params p = params(0, 0, "ddpm", 2);
+  expect_message(ddpm_generate_float(h.model, &p, out.data()), "n = 0");
+  p = params(1, 0, "euler", 2);
+  expect_message(ddpm_generate_float(h.model, &p, out.data()), "euler");
+  p = params(1, 0, "ddpm", 1001);
+  expect_message(ddpm_generate_float(h.model, &p, out.data()), "T = 1000");
+  p = params(1, 0, "ddpm", 2);
+  p.eta = 0.5;
+  expect_message(ddpm_generate_float(h.model, &p, out.data()), "ddim only");
+  p = params(1, 0, "ddpm", 2);
+  p.spacing = "sideways";
+  expect_message(ddpm_generate_float(h.model, &p, out.data()), "sideways");
+  const int classes[1] = {2};
+  p = params(1, 0, "ddpm", 2);
+  p.classes = classes;
+  expect_message(ddpm_generate_float(h.model, &p, out.data()), "not class-conditional");
+  p = params(1, 0, "ddpm", 2);
+  expect_message(ddpm_generate_float(nullptr, &p, out.data()), "model is NULL");
+  expect_message(ddpm_generate_float(h.model, nullptr, out.data()), "params is NULL");
+  expect_message(ddpm_generate(h.model, &p, nullptr), "output buffer is NULL");
+  expect_message(ddpm_model_get_info(h.model, nullptr), "info is NULL");
+  const std::vector<unsigned char> pixels(kPixels);
+  expect_message(ddpm_write_png_grid("x.png", pixels.data(), 1, 28, 28, 2, 0), "channels = 2");
+  expect_message(ddpm_write_png_grid("/no/such/dir/x.png", pixels.data(), 1, 28, 28, 1, 0), "/no/such/dir/x.png");
+  // A failed call leaves the handle usable, and a successful call clears the message.
+  EXPECT_EQ(ddpm_generate_float(h.model, &p, out.data()), DDPM_OK) << ddpm_last_error();
+  EXPECT_STREQ(ddpm_last_error(), "");
+  ddpm_model_free(nullptr);
+}
+
+TEST(CApi, CorruptWeightsAreRefusedNamingTheFile) {
+  const fs::path dir = fs::temp_directory_path() / "ddpm_capi_corrupt";
+  fs::remove_all(dir);
+  fs::copy(kModel, dir, fs::copy_options::recursive);
+  const fs::path weights = dir / "unet" / "diffusion_pytorch_model.safetensors";
+  fs::resize_file(weights, fs::file_size(weights) / 2);
+  EXPECT_EQ(load(dir.string(), 1), nullptr);
+  EXPECT_NE(std::string(ddpm_last_error()).find("diffusion_pytorch_model.safetensors"), std::string::npos)
+      << ddpm_last_error();
+  fs::remove_all(dir);
+}
+
+// A class-conditional model (random weights): per-image classes reach the U-Net as the pipeline's
+// classes do, guidance is honoured, and a class the model lacks is refused with its range.
+TEST(CApi, ClassesAndGuidanceOnAClassConditionalModel) {
+  ddpm::UNet2DConfig cfg = ddpm::named_unet_config("fmnist-small");
+  cfg.num_class_embeds = 4;  // classes 0-2 and the null class
+  const ddpm::UNet2D net(cfg, 1, ddpm::Precision::fp32, false);
+  ddpm::TensorList list;
+  for (const ddpm::ParamInfo& info : net.parameters()) list.emplace_back(info.name, info.shape);
+  const std::vector<float> weights = ddpm::test::random_normal(static_cast<size_t>(net.parameter_count()), 3, 0.05f);
+  const fs::path dir = fs::temp_directory_path() / "ddpm_capi_classes";
+  ddpm::save_model_dir(dir.string(), cfg, ddpm::default_scheduler_config(), list, weights.data());
+
+  ModelHandle h(load(dir.string(), 2, 2.5));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  ddpm_model_info info;
+  ASSERT_EQ(ddpm_model_get_info(h.model, &info), DDPM_OK);
+  EXPECT_EQ(info.num_classes, 3);
+  const int classes[3] = {0, 2, 1};
+  ddpm_generate_params p = params(3, 4, "ddim", 2);
+  p.classes = classes;
+  const std::vector<float> ours = generate_float(h.model, p);
+
+  ddpm::DiffusionModel model = ddpm::load_diffusion_model(dir.string(), 2, ddpm::Precision::fp32, 2.5);
+  ddpm::SamplerChoice choice;
+  choice.sampler = "ddim";
+  choice.steps = 2;
+  choice.spacing = "trailing";
+  std::vector<float> expected(ours.size());
+  const int32_t labels[3] = {0, 2, 1};
+  ddpm::generate_images(model, 3, 4, ddpm::sampler_options(choice, model.dir.scheduler), expected.data(), {},
+                        nullptr, labels);
+  EXPECT_EQ(ours, expected);
+  p.classes = nullptr;  // unconditional draws differ from the class-conditional ones
+  EXPECT_NE(generate_float(h.model, p), ours);
+
+  const int bad[3] = {0, 3, 1};
+  p.classes = bad;
+  std::vector<float> out(ours.size());
+  expect_message(ddpm_generate_float(h.model, &p, out.data()), "classes[1] = 3: this model has classes 0..2");
+  fs::remove_all(dir);
+}
