@@ -18,6 +18,7 @@
 #include "ddpm/pipeline/diffusion_model.h"
 #include "device_flag.h"
 #include "progress.h"
+#include "provenance.h"
 
 namespace ddpm::app {
 
@@ -86,8 +87,9 @@ int run_diffuse_command() {
   bar.finish();
   // The last reverse frame is the final x_0 (after the t = 0 step), under the forward t = 0 frame.
   to_uint8(x.data(), x.size(), strip.data() + opt.frames * per_item);
-  write_png(opt.out, make_grid(strip.data(), 2 * opt.frames, cfg.sample_height, cfg.sample_width, cfg.in_channels,
-                               opt.frames));
+  write_png(opt.out,
+            make_grid(strip.data(), 2 * opt.frames, cfg.sample_height, cfg.sample_width, cfg.in_channels, opt.frames),
+            provenance("forward and reverse chains of " + opt.model));
   std::fprintf(stderr, "wrote %s (top: x_0 -> x_T at t =", opt.out.c_str());
   for (int64_t t : shown) std::fprintf(stderr, " %lld", static_cast<long long>(t));
   std::fprintf(stderr, "; bottom: the model's reverse chain from that x_T, at the same t)\n");

@@ -15,6 +15,7 @@
 #include "device_flag.h"
 #include "progress.h"
 #include "sampler_flags.h"
+#include "provenance.h"
 
 namespace ddpm::app {
 
@@ -59,8 +60,10 @@ void write_outputs(const EditOptions& o, const UNet2DConfig& cfg, const std::vec
                    const std::vector<float>& results) {
   const std::vector<uint8_t> pixels = to_uint8(grid.data(), grid.size());
   const int64_t per_item = cfg.sample_height * cfg.sample_width * cfg.in_channels;
-  write_png(o.out, make_grid(pixels.data(), static_cast<int64_t>(grid.size()) / per_item, cfg.sample_height,
-                             cfg.sample_width, cfg.in_channels, cols));
+  write_png(o.out,
+            make_grid(pixels.data(), static_cast<int64_t>(grid.size()) / per_item, cfg.sample_height,
+                      cfg.sample_width, cfg.in_channels, cols),
+            provenance("edited with " + o.model + ", seed " + std::to_string(o.seed)));
   std::fprintf(stderr, "wrote %s\n", o.out.c_str());
   if (!o.npy.empty()) {
     const std::vector<uint8_t> r = to_uint8(results.data(), results.size());

@@ -20,6 +20,7 @@
 #include "ddpm/pipeline/diffusion_model.h"
 #include "device_flag.h"
 #include "progress.h"
+#include "provenance.h"
 
 namespace ddpm::app {
 
@@ -106,7 +107,8 @@ int run_invert_command() {
     std::transform(latent.begin(), latent.end(), shown.begin(), [](float v) { return v / 3; });
     to_uint8(shown.data(), shown.size(), grid.data() + n * per_item);
     to_uint8(decoded.data(), decoded.size(), grid.data() + 2 * n * per_item);
-    write_png(opt.out, make_grid(grid.data(), 3 * n, cfg.sample_height, cfg.sample_width, cfg.in_channels, n));
+    write_png(opt.out, make_grid(grid.data(), 3 * n, cfg.sample_height, cfg.sample_width, cfg.in_channels, n),
+              provenance("DDIM inversion with " + opt.model));
     std::fprintf(stderr, "wrote %s (rows: originals, x_T / 3, reconstructions after %lld steps)\n", opt.out.c_str(),
                  static_cast<long long>(opt.steps.back()));
   }

@@ -17,6 +17,7 @@
 #include "eval_command.h"
 #include "invert_command.h"
 #include "predict_command.h"
+#include "provenance.h"
 #include "sample_command.h"
 #include "train_classifier_command.h"
 #include "train_command.h"
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    ddpm::app::remember_command_line(argc, argv);
     // Under mpirun: the commands that spread their work over the processes; any other would
     // run P times over and write the same files at once.
     if (ddpm::world().size() > 1 && !(train->parsed() || sample->parsed() || eval->parsed()))

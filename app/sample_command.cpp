@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "ddpm/pipeline/diffusion_model.h"
 #include "device_flag.h"
 #include "progress.h"
+#include "provenance.h"
 #include "sampler_flags.h"
 
 namespace ddpm::app {
@@ -57,8 +59,25 @@ std::vector<float> read_init_noise(const std::string& path, int64_t n, const UNe
 }
 
 struct InfoOptions {
-  std::string model, config, save_config;
+  std::string model, config, save_config, image;
 } info;
+
+// `ddpm info --image FILE`: the picture's size and what made it (its PNG text chunks).
+int print_image_info(const std::string& path) {
+  const Image image = read_image(path);
+  std::printf("%s\n  %lldx%lld, %s\n", path.c_str(), static_cast<long long>(image.width),
+              static_cast<long long>(image.height), image.channels == 1 ? "grey" : "RGB");
+  const std::string bytes = [&] {
+    std::ifstream in(path, std::ios::binary);
+    std::string head(4, '\0');
+    in.read(head.data(), 4);
+    return head;
+  }();
+  const PngText text = bytes == "\x89PNG" ? read_png_text(path) : PngText{};
+  if (text.empty()) std::printf("  no text: not written by ddpm.cpp (or the text was stripped)\n");
+  for (const auto& [keyword, value] : text) std::printf("  %s: %s\n", keyword.c_str(), value.c_str());
+  return 0;
+}
 
 }  // namespace
 
@@ -132,7 +151,13 @@ int run_sample_command() {
 
   if (cols <= 0)
     while (cols * cols < sample.n) ++cols;
-  write_png(sample.out, make_grid(pixels.data(), sample.n, cfg.sample_height, cfg.sample_width, cfg.in_channels, cols));
+  const std::string made_by = std::to_string(sample.n) + " images from " + sample.model + ": " +
+                              describe_sampler(sampler, model.schedule.num_timesteps()) +
+                              describe_classes(sample.classes, cfg) + ", seed " + std::to_string(sample.seed) +
+                              ", batch " + std::to_string(batch) + ", " + sample.precision +
+                              (sample.init_noise.empty() ? "" : ", x_T from " + sample.init_noise);
+  write_png(sample.out, make_grid(pixels.data(), sample.n, cfg.sample_height, cfg.sample_width, cfg.in_channels, cols),
+            provenance(made_by));
   std::fprintf(stderr, "wrote %s\n", sample.out.c_str());
   if (!sample.out_dir.empty()) {
     fs::create_directories(sample.out_dir);
@@ -140,7 +165,7 @@ int run_sample_command() {
       char name[32];
       std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(i));
       write_png((fs::path(sample.out_dir) / name).string(), pixels.data() + i * per_item, cfg.sample_height,
-                cfg.sample_width, cfg.in_channels);
+                cfg.sample_width, cfg.in_channels, provenance("image " + std::to_string(i) + " of " + made_by));
     }
     std::fprintf(stderr, "wrote %lld images to %s\n", static_cast<long long>(sample.n), sample.out_dir.c_str());
   }
@@ -156,12 +181,15 @@ CLI::App* add_info_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("info", "Show a model's or built-in config's architecture and size");
   auto* m = cmd->add_option("--model", info.model, "diffusers model directory");
   auto* c = cmd->add_option("--config", info.config, "built-in config name or config.json");
+  auto* i = cmd->add_option("--image", info.image, "a PNG: its size and what made it (sampler, seed, command)");
   m->excludes(c);
+  i->excludes(m)->excludes(c);
   cmd->add_option("--save-config", info.save_config, "also write the config as a diffusers config.json");
   return cmd;
 }
 
 int run_info_command() {
+  if (!info.image.empty()) return print_image_info(info.image);
   UNet2DConfig cfg;
   std::string what;
   std::optional<SchedulerConfig> scheduler;
@@ -174,7 +202,7 @@ int run_info_command() {
     cfg = fs::is_regular_file(info.config) ? read_unet_config(info.config) : named_unet_config(info.config);
     what = info.config;
   } else {
-    throw std::invalid_argument("info: give --model DIR or --config NAME");
+    throw std::invalid_argument("info: give --model DIR, --config NAME or --image FILE");
   }
   if (!info.save_config.empty()) {
     write_unet_config(info.save_config, cfg);

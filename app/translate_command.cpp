@@ -18,6 +18,7 @@
 #include "device_flag.h"
 #include "progress.h"
 #include "sampler_flags.h"
+#include "provenance.h"
 
 namespace ddpm::app {
 
@@ -182,8 +183,10 @@ int run_translate_command() {
     }
     cols = show_condition ? 3 : 2;
   }
-  write_png(opt.out, make_grid(grid.data(), static_cast<int64_t>(grid.size()) / per_item, cfg.sample_height,
-                               cfg.sample_width, C, cols));
+  write_png(opt.out,
+            make_grid(grid.data(), static_cast<int64_t>(grid.size()) / per_item, cfg.sample_height, cfg.sample_width,
+                      C, cols),
+            provenance("translated with " + opt.model));
   std::fprintf(stderr, "wrote %s\n", opt.out.c_str());
   const auto save = [&](const std::string& path, const std::vector<uint8_t>& px, int64_t channels) {
     const std::vector<float> values(px.begin(), px.end());

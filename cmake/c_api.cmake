@@ -5,7 +5,6 @@ add_library(ddpm_c SHARED src/capi/c_api.cpp)
 set_target_properties(ddpm_c PROPERTIES OUTPUT_NAME ddpm EXPORT_NAME ddpm VERSION ${PROJECT_VERSION}
                                         SOVERSION ${PROJECT_VERSION_MAJOR} INSTALL_RPATH_USE_LINK_PATH ON)
 target_compile_options(ddpm_c PRIVATE ${DDPM_WARNINGS})
-target_compile_definitions(ddpm_c PRIVATE DDPM_VERSION_STRING="${PROJECT_VERSION}")
 target_include_directories(ddpm_c PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
                                          $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_link_libraries(ddpm_c PRIVATE ddpm)

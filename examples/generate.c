@@ -4,8 +4,8 @@
  *
  * It samples as `ddpm sample --model MODEL_DIR --n N --seed SEED --steps STEPS --spacing trailing
  * --batch BATCH --out OUT.png` does (DDPM, respaced to STEPS with trailing spacing; defaults: 16
- * images, seed 0, 100 steps, batch N), and the PNG is byte for byte the same. Build it against an
- * installed libddpm with
+ * images, seed 0, 100 steps, batch N), and the PNG is byte for byte the same but for the text
+ * chunks in which the CLI records what made it. Build it against an installed libddpm with
  *
  *   cc generate.c $(pkg-config --cflags --libs ddpm) -o generate
  */

@@ -1,5 +1,5 @@
-// libFuzzer target: read_image (PNG/JPEG through stb_image). The input's length picks the channel
-// conversion (keep, to grey, to RGB), so every input is tried with one of them.
+// libFuzzer target: read_image (PNG/JPEG through stb_image) and read_png_text. The input's length
+// picks the channel conversion (keep, to grey, to RGB), so every input is tried with one of them.
 #include "ddpm/image/png.h"
 #include "fuzz_input.h"
 
@@ -13,6 +13,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                       "the channels asked for");
     ddpm::fuzz::check(img.pixels.size() == static_cast<size_t>(img.height * img.width * img.channels),
                       "pixels hold height x width x channels bytes");
+  });
+  ddpm::fuzz::expect_clean(path, [&] {
+    for (const auto& [keyword, text] : ddpm::read_png_text(path))
+      ddpm::fuzz::check(!keyword.empty() && keyword.find('\0') == std::string::npos, "a keyword without NUL");
   });
   return 0;
 }

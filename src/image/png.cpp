@@ -199,13 +199,15 @@ std::string decode_failure() {
 
 }  // namespace
 
-void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width, int64_t channels) {
+void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width, int64_t channels,
+               const PngText& text) {
   check_shape(path, height, width, channels);
   std::vector<unsigned char> encoded;
   const int stride = static_cast<int>(width * channels);
   if (!stbi_write_png_to_func(append_bytes, &encoded, static_cast<int>(width), static_cast<int>(height),
                               static_cast<int>(channels), pixels, stride))
     throw std::runtime_error(path + ": PNG encoding failed");
+  if (!text.empty()) add_png_text(encoded, text);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -220,12 +222,12 @@ void write_png(const std::string& path, const uint8_t* pixels, int64_t height, i
   std::filesystem::rename(tmp, path);
 }
 
-void write_png(const std::string& path, const Image& image) {
+void write_png(const std::string& path, const Image& image, const PngText& text) {
   if (image.pixels.size() != static_cast<size_t>(image.height * image.width * image.channels))
     throw std::invalid_argument(path + ": image holds " + std::to_string(image.pixels.size()) +
                                 " bytes, its shape needs " +
                                 std::to_string(image.height * image.width * image.channels));
-  write_png(path, image.pixels.data(), image.height, image.width, image.channels);
+  write_png(path, image.pixels.data(), image.height, image.width, image.channels, text);
 }
 
 Image read_image(const std::string& path, int64_t channels) {

@@ -660,7 +660,11 @@ void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed
   int64_t cols = 1;
   while (cols * cols < n) ++cols;
   if (m.cfg.num_class_embeds && n >= m.cfg.class_count() - 1) cols = m.cfg.class_count() - 1;  // a column per class
-  write_png(png_path, make_grid(samples.data(), n, m.cfg.sample_height, m.cfg.sample_width, C, cols));
+  const std::string made_by = "training samples at step " + std::to_string(m.step) + " of " + m.opt.out +
+                              ": EMA weights, ddpm, " + std::to_string(m.schedule->num_timesteps()) + " steps, seed " +
+                              std::to_string(seed) + ", " + std::to_string(n) + " images";
+  write_png(png_path, make_grid(samples.data(), n, m.cfg.sample_height, m.cfg.sample_width, C, cols),
+            {{"Software", std::string("ddpm.cpp ") + DDPM_VERSION_STRING}, {"parameters", made_by}});
 }
 
 void Trainer::run(const std::function<bool(const TrainRecord&)>& on_step) {

@@ -104,6 +104,16 @@ void expect_refused(const std::string& path, const std::string& needle) {
 
 // The seed corpus of fuzz/fuzz_image (grey, grey+alpha, RGBA, 16-bit, palette, interlaced PNGs;
 // baseline JPEGs) decodes, so the guards below refuse nothing real.
+void expect_refused_text(const std::string& path, const std::string& needle) {
+  try {
+    read_png_text(path);
+    ADD_FAILURE() << "no error for " << path;
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 TEST(Png, FuzzSeedsDecode) {
   int n = 0;
   for (const auto& e : fs::directory_iterator(fs::path(DDPM_SOURCE_DIR) / "fuzz/corpus/fuzz_image")) {
@@ -239,6 +249,46 @@ TEST(Pixels, ToFloatIsTheExactInverse) {
   EXPECT_EQ(f[255], 1.0f);
   EXPECT_NEAR(f[128], 128 / 127.5 - 1, 1e-7);
   EXPECT_EQ(to_uint8(f.data(), f.size()), all);
+}
+
+// Text chunks (what made an image): written after IHDR, read back in order, ASCII as tEXt and
+// UTF-8 as iTXt; the pixels are untouched; damage is reported naming the file.
+TEST(PngText, RoundTripAndPixelsUntouched) {
+  const fs::path dir = temp_dir("text");
+  const std::vector<uint8_t> pixels = {0, 50, 100, 150, 200, 250};
+  const PngText text = {{"Software", "ddpm.cpp 0.1.0"},
+                        {"parameters", "16 images from models/fmnist: ddpm, 100 steps (trailing spacing), seed 1"},
+                        {"command", "ddpm sample --out 'caf\xc3\xa9 grid.png'"}};
+  const std::string with = (dir / "with.png").string(), without = (dir / "without.png").string();
+  write_png(with, pixels.data(), 2, 3, 1, text);
+  write_png(without, pixels.data(), 2, 3, 1);
+  EXPECT_EQ(read_png_text(with), text);
+  EXPECT_TRUE(read_png_text(without).empty());
+  EXPECT_EQ(read_image(with).pixels, pixels);
+  const std::string bytes = read_bytes(with);
+  EXPECT_EQ(bytes.substr(37, 4), "tEXt");  // right after the 8-byte signature and the 25-byte IHDR
+  EXPECT_NE(bytes.find("iTXtcommand"), std::string::npos);  // the non-ASCII text
+}
+
+TEST(PngText, BadKeywordsAndDamagedFilesAreErrors) {
+  const fs::path dir = temp_dir("text_bad");
+  const std::vector<uint8_t> pixels(4, 7);
+  const std::string path = (dir / "t.png").string();
+  EXPECT_THROW(write_png(path, pixels.data(), 2, 2, 1, {{"", "x"}}), std::invalid_argument);
+  EXPECT_THROW(write_png(path, pixels.data(), 2, 2, 1, {{std::string(80, 'k'), "x"}}), std::invalid_argument);
+  EXPECT_THROW(write_png(path, pixels.data(), 2, 2, 1, {{"k", std::string("a\0b", 3)}}), std::invalid_argument);
+  EXPECT_FALSE(fs::exists(path)) << "a refused write leaves no file";
+  write_png(path, pixels.data(), 2, 2, 1, {{"parameters", "seed 1"}});
+  std::string bytes = read_bytes(path);
+  const size_t at = bytes.find("seed 1");
+  bytes[at] = 'S';  // the CRC no longer matches
+  const std::string damaged = (dir / "damaged.png").string();
+  std::ofstream(damaged, std::ios::binary) << bytes;
+  expect_refused_text(damaged, "CRC does not match");
+  std::ofstream(damaged, std::ios::binary) << bytes.substr(0, at);
+  expect_refused_text(damaged, "runs past the end of the file");
+  std::ofstream(damaged, std::ios::binary) << "not a png at all";
+  expect_refused_text(damaged, "not a PNG file");
 }
 
 }  // namespace

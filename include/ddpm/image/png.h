@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ddpm {
@@ -16,9 +17,21 @@ struct Image {
   std::vector<uint8_t> pixels;  // [height, width, channels]
 };
 
-// Writes a 1- or 3-channel PNG through a temporary file and a rename, so readers never see half a file.
-void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width, int64_t channels);
-void write_png(const std::string& path, const Image& image);
+// Text stored in a PNG (keyword, text), in file order: what made the image.
+using PngText = std::vector<std::pair<std::string, std::string>>;
+
+// Writes a 1- or 3-channel PNG through a temporary file and a rename, so readers never see half a
+// file; `text` goes into tEXt chunks (iTXt for non-ASCII text) after the header.
+void write_png(const std::string& path, const uint8_t* pixels, int64_t height, int64_t width, int64_t channels,
+               const PngText& text = {});
+void write_png(const std::string& path, const Image& image, const PngText& text = {});
+
+// Inserts text chunks after the IHDR chunk of an encoded PNG. Keywords are 1-79 ASCII characters.
+void add_png_text(std::vector<unsigned char>& png, const PngText& text);
+
+// The tEXt and uncompressed iTXt chunks of a PNG file, in file order. Throws naming the file when
+// it is not a PNG, ends early, or a text chunk's CRC or layout is wrong.
+PngText read_png_text(const std::string& path);
 
 // Limits of read_image, checked before anything is decoded: the file's size, and the pixel count
 // its header claims (8192 x 8192; stb allocates for the claim before it finds that the data is
