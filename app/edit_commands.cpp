@@ -12,6 +12,7 @@
 #include "ddpm/image/resize.h"
 #include "ddpm/io/npy.h"
 #include "ddpm/pipeline/diffusion_model.h"
+#include "ddpm/pipeline/editing_pipeline.h"
 #include "device_flag.h"
 #include "progress.h"
 #include "sampler_flags.h"
@@ -196,31 +197,18 @@ int run_inpaint_command() {
   const std::vector<float> keep_one = keep_weights(o.mask, cfg);
   SamplerFlags flags = o.sampler;
   flags.sampler = "ddpm";
-  SamplerOptions sampler = sampler_options(flags, model.dir.scheduler);
-  if (sampler.variance == Variance::learned_range) sampler.variance = Variance::fixed_large;  // RePaint's fixed one
-  const std::vector<int64_t> ts = sampler_timesteps(model.schedule, sampler);
+  const SamplerOptions sampler = sampler_options(flags, model.dir.scheduler);
   RepaintOptions repaint;
   repaint.jump_length = o.jump_length;
   repaint.jump_n_sample = o.jump_n_sample;
-  repaint.clip_x0 = sampler.clip_x0;
-  repaint.variance = sampler.variance;
-  std::vector<float> known(static_cast<size_t>(n * per_item)), keep(known.size()), x(known.size());
-  for (int64_t i = 0; i < n; ++i) {
-    std::copy(input.begin(), input.end(), known.begin() + i * per_item);
-    std::copy(keep_one.begin(), keep_one.end(), keep.begin() + i * per_item);
-  }
-  const int64_t calls = repaint_model_calls(static_cast<int64_t>(ts.size()), o.jump_length, o.jump_n_sample);
-  std::fprintf(stderr, "inpaint %s (mask %s): RePaint, %zu steps, jumps of %lld taken %lld times: %lld U-Net calls%s\n",
-               o.image.c_str(), o.mask.c_str(), ts.size(), static_cast<long long>(o.jump_length),
-               static_cast<long long>(o.jump_n_sample), static_cast<long long>(calls),
-               describe_classes(o.classes, cfg).c_str());
+  const int64_t calls = inpaint_calls(model, n, sampler, repaint);
+  std::fprintf(stderr, "inpaint %s (mask %s): RePaint, %lld steps, jumps of %lld taken %lld times: %lld U-Net calls%s\n",
+               o.image.c_str(), o.mask.c_str(), static_cast<long long>(sampler.steps),
+               static_cast<long long>(o.jump_length), static_cast<long long>(o.jump_n_sample),
+               static_cast<long long>(calls), describe_classes(o.classes, cfg).c_str());
   ProgressBar bar("inpaint", calls, "step");
-  NoiseRng rng(o.seed, 0);
-  rng.fill_normal(x.data(), n * per_item);
-  const EpsVarianceModel ev = model.eps_variance_model();
-  std::vector<float> unused_v(known.size());
-  const EpsModel eps = [&](const float* x_t, int64_t t, float* e) { ev(x_t, t, e, unused_v.data()); };
-  sample_repaint(eps, x.data(), known.data(), keep.data(), n, per_item, model.schedule, ts, repaint, rng,
+  std::vector<float> x(static_cast<size_t>(n * per_item));
+  inpaint_images(model, input.data(), keep_one.data(), n, o.seed, sampler, repaint, x.data(), nullptr,
                  [&](int64_t d, int64_t) { bar.update(d); });
   bar.finish();
   // Row: the input, the input with the region to regenerate greyed out, the results.

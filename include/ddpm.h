@@ -101,6 +101,10 @@ typedef struct ddpm_generate_params {
   int clipped_eps;            /* ddim only: re-derive eps from the clipped x0 */
   const int* classes;         /* class-conditional models: n labels, each 0..num_classes-1; NULL
                                  (default): unconditional draws (the null class) */
+  double strength;            /* ddpm_img2img: how far the image is noised, in (0, 1]: 1 ignores it,
+                                 small values keep it; default 0.6 */
+  int jump_length;            /* ddpm_inpaint: RePaint's resampling jump j; default 10 */
+  int jump_n_sample;          /* ddpm_inpaint: times each jump is taken (r; 1: none); default 10 */
   ddpm_progress_callback progress; /* NULL (default): none */
   void* user_data;                 /* passed to progress */
 } ddpm_generate_params;
@@ -117,6 +121,21 @@ ddpm_status ddpm_generate(ddpm_model* model, const ddpm_generate_params* params,
 /* As ddpm_generate, but the model's output itself: floats in [-1, 1] in the same layout (clipped
  * only when the sampler clips x0). */
 ddpm_status ddpm_generate_float(ddpm_model* model, const ddpm_generate_params* params, float* images);
+
+/* ---- editing an image (no retraining) ---- */
+
+/* Image-to-image (SDEdit, `ddpm img2img`): params->n variations of `image` (height x width x
+ * channels bytes, the layout above, at the model's size), each noised to params->strength of the
+ * chain and denoised by the sampler (steps counts the whole chain; strength cuts it). */
+ddpm_status ddpm_img2img(ddpm_model* model, const ddpm_generate_params* params, const unsigned char* image,
+                         unsigned char* pixels);
+
+/* Inpainting (RePaint, `ddpm inpaint`): params->n versions of `image` with the region that `mask`
+ * (height x width bytes) marks regenerated: 255 (white) regenerate, 0 keep, values between blend.
+ * Respaced DDPM over params->steps (0: RePaint's 250) with resampling jumps; the kept pixels of
+ * every result are the image's exactly. */
+ddpm_status ddpm_inpaint(ddpm_model* model, const ddpm_generate_params* params, const unsigned char* image,
+                         const unsigned char* mask, unsigned char* pixels);
 
 /* Writes n images (the layout of ddpm_generate) as one PNG grid with `columns` columns (0: as
  * square as possible) and 2-pixel gaps, as `ddpm sample --out` does. The file is written to a

@@ -15,6 +15,7 @@
 #include "ddpm/kernels/cuda/runtime.h"
 #include "ddpm/kernels/precision.h"
 #include "ddpm/pipeline/diffusion_model.h"
+#include "ddpm/pipeline/editing_pipeline.h"
 #include "ddpm/pipeline/sampler_choice.h"
 
 struct ddpm_model {
@@ -59,8 +60,14 @@ ddpm::Device parse_device_name(const char* name) {
   throw std::invalid_argument("device \"" + s + "\": expected \"cpu\" or \"cuda\"");
 }
 
-// The images' values in [-1, 1] into `out`, after checking every parameter against the model.
-void generate(ddpm_model* handle, const ddpm_generate_params* params, float* out) {
+// The sampler and classes a call asks for, after checking every parameter against the model.
+struct Request {
+  ddpm::SamplerOptions sampler;
+  std::vector<int32_t> classes;
+  const int32_t* class_labels() const { return classes.empty() ? nullptr : classes.data(); }
+};
+
+Request checked_request(ddpm_model* handle, const ddpm_generate_params* params, const void* out) {
   require(handle != nullptr, "model is NULL");
   require(params != nullptr, "params is NULL (fill them with ddpm_generate_params_init)");
   require(out != nullptr, "the output buffer is NULL");
@@ -79,24 +86,45 @@ void generate(ddpm_model* handle, const ddpm_generate_params* params, float* out
   require(choice.eta >= 0.0, "eta must be 0 or more");
   choice.no_clip = params->no_clip != 0;
   choice.clipped_eps = params->clipped_eps != 0;
-  const ddpm::SamplerOptions sampler = ddpm::sampler_options(choice, model.dir.scheduler);
+  Request request{ddpm::sampler_options(choice, model.dir.scheduler), {}};
 
-  std::vector<int32_t> classes;
   if (params->classes != nullptr) {
     require(cfg.num_class_embeds > 0, "classes given, but this model is not class-conditional");
     const int64_t k = cfg.class_count() - 1;
-    classes.assign(params->classes, params->classes + params->n);
+    request.classes.assign(params->classes, params->classes + params->n);
     for (int i = 0; i < params->n; ++i)
-      require(classes[static_cast<size_t>(i)] >= 0 && classes[static_cast<size_t>(i)] < k,
-              "classes[" + std::to_string(i) + "] = " + std::to_string(classes[static_cast<size_t>(i)]) +
+      require(request.classes[static_cast<size_t>(i)] >= 0 && request.classes[static_cast<size_t>(i)] < k,
+              "classes[" + std::to_string(i) + "] = " + std::to_string(request.classes[static_cast<size_t>(i)]) +
                   ": this model has classes 0.." + std::to_string(k - 1));
   }
+  return request;
+}
 
-  const ddpm::SampleProgress progress = [params](int64_t done, int64_t total) {
+// The callback as the pipeline's progress: a nonzero return stops the work.
+ddpm::SampleProgress progress_of(const ddpm_generate_params* params) {
+  return [params](int64_t done, int64_t total) {
     if (params->progress && params->progress(done, total, params->user_data) != 0) throw Cancelled{};
   };
-  ddpm::generate_images(model, params->n, params->seed, sampler, out, progress, nullptr,
-                        classes.empty() ? nullptr : classes.data());
+}
+
+// The images' values in [-1, 1] into `out`.
+void generate(ddpm_model* handle, const ddpm_generate_params* params, float* out) {
+  const Request request = checked_request(handle, params, out);
+  ddpm::generate_images(handle->model, params->n, params->seed, request.sampler, out, progress_of(params), nullptr,
+                        request.class_labels());
+}
+
+// Runs edit(request, image values, out values) and converts the results to bytes.
+template <typename Edit>
+void edit_image(ddpm_model* handle, const ddpm_generate_params* params, const unsigned char* image,
+                unsigned char* pixels, Edit&& edit) {
+  Request request = checked_request(handle, params, pixels);
+  require(image != nullptr, "image is NULL");
+  const int64_t per_item = handle->model.per_item();
+  const std::vector<float> values = ddpm::to_float(image, static_cast<size_t>(per_item));
+  std::vector<float> out(static_cast<size_t>(params->n * per_item));
+  edit(request, values.data(), out.data());
+  ddpm::to_uint8(out.data(), out.size(), pixels);
 }
 
 }  // namespace
@@ -163,6 +191,9 @@ void ddpm_generate_params_init(ddpm_generate_params* params) {
   *params = ddpm_generate_params{};
   params->n = 1;
   params->sampler = "ddpm";
+  params->strength = 0.6;
+  params->jump_length = 10;
+  params->jump_n_sample = 10;
 }
 
 ddpm_status ddpm_generate_float(ddpm_model* model, const ddpm_generate_params* params, float* images) {
@@ -171,13 +202,58 @@ ddpm_status ddpm_generate_float(ddpm_model* model, const ddpm_generate_params* p
 
 ddpm_status ddpm_generate(ddpm_model* model, const ddpm_generate_params* params, unsigned char* pixels) {
   return guarded("ddpm_generate", [&] {
-    require(pixels != nullptr, "the output buffer is NULL");
-    require(model != nullptr, "model is NULL");
-    require(params != nullptr, "params is NULL (fill them with ddpm_generate_params_init)");
-    require(params->n > 0, "n = " + std::to_string(params->n) + ": ask for at least one image");
+    checked_request(model, params, pixels);  // before the buffer below is sized from them
     std::vector<float> images(static_cast<size_t>(params->n * model->model.per_item()));
     generate(model, params, images.data());
     ddpm::to_uint8(images.data(), images.size(), pixels);
+  });
+}
+
+ddpm_status ddpm_img2img(ddpm_model* model, const ddpm_generate_params* params, const unsigned char* image,
+                         unsigned char* pixels) {
+  return guarded("ddpm_img2img", [&] {
+    edit_image(model, params, image, pixels, [&](Request& request, const float* values, float* out) {
+      require(params->strength > 0.0 && params->strength <= 1.0,
+              "strength = " + std::to_string(params->strength) + ": expected a value in (0, 1]");
+      request.sampler.strength = params->strength;
+      ddpm::img2img_images(model->model, values, params->n, params->seed, request.sampler, out,
+                           request.class_labels(), progress_of(params));
+    });
+  });
+}
+
+ddpm_status ddpm_inpaint(ddpm_model* model, const ddpm_generate_params* params, const unsigned char* image,
+                         const unsigned char* mask, unsigned char* pixels) {
+  return guarded("ddpm_inpaint", [&] {
+    require(params == nullptr || params->sampler == nullptr || std::string(params->sampler) == "ddpm",
+            "inpainting runs RePaint on the ddpm sampler; leave sampler at \"ddpm\"");
+    edit_image(model, params, image, pixels, [&](Request& request, const float* values, float* out) {
+      require(mask != nullptr, "mask is NULL");
+      require(params->jump_length >= 1 && params->jump_n_sample >= 1, "jump_length and jump_n_sample must be 1 or more");
+      const ddpm::DiffusionModel& m = model->model;
+      const int64_t pixels_per_image = m.dir.unet.sample_height * m.dir.unet.sample_width;
+      const int64_t channels = m.dir.image_channels();
+      std::vector<float> keep(static_cast<size_t>(pixels_per_image * channels));
+      int64_t regenerated = 0;
+      for (int64_t p = 0; p < pixels_per_image; ++p) {
+        const float k = 1.0f - static_cast<float>(mask[p]) / 255.0f;  // white regenerates, as in `ddpm inpaint`
+        regenerated += k < 0.5f;
+        std::fill_n(keep.begin() + p * channels, channels, k);
+      }
+      require(regenerated > 0, "the mask marks no pixel to regenerate (255 = regenerate): nothing to inpaint");
+      if (params->steps == 0) {
+        ddpm::SamplerChoice choice;
+        choice.steps = 250;  // RePaint's setting
+        choice.spacing = params->spacing ? params->spacing : "";
+        choice.no_clip = params->no_clip != 0;
+        request.sampler = ddpm::sampler_options(choice, m.dir.scheduler);
+      }
+      ddpm::RepaintOptions repaint;
+      repaint.jump_length = params->jump_length;
+      repaint.jump_n_sample = params->jump_n_sample;
+      ddpm::inpaint_images(model->model, values, keep.data(), params->n, params->seed, request.sampler, repaint, out,
+                           request.class_labels(), progress_of(params));
+    });
   });
 }
 

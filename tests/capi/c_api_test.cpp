@@ -1,5 +1,5 @@
-// The C interface (include/ddpm.h, libddpm.so): it generates exactly what the library's pipeline
-// generates, a handle gives the same images for the same seed whatever it did before, progress
+// The C interface (include/ddpm.h, libddpm.so): it generates (and edits) exactly what the
+// library's pipeline does, a handle gives the same images for the same seed whatever it did before, progress
 // counts every U-Net call and can cancel, and every bad argument or file is an error with a
 // message, never a crash. (tests/capi/example_test.sh: the example program against `ddpm sample`;
 // install_test.sh: an installed libddpm used through pkg-config and CMake.)
@@ -7,10 +7,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "ddpm/diffusion/editing.h"
+#include "ddpm/diffusion/noise_rng.h"
+#include "ddpm/image/png.h"
 #include "ddpm/io/model_dir.h"
 #include "ddpm/nn/unet.h"
 #include "ddpm/nn/unet_config.h"
@@ -258,4 +263,105 @@ TEST(CApi, ClassesAndGuidanceOnAClassConditionalModel) {
   std::vector<float> out(ours.size());
   expect_message(ddpm_generate_float(h.model, &p, out.data()), "classes[1] = 3: this model has classes 0..2");
   fs::remove_all(dir);
+}
+
+namespace {
+
+std::vector<unsigned char> test_image() {
+  return ddpm::read_image(std::string(DDPM_SOURCE_DIR) + "/docs/fmnist-test-0.png", 1).pixels;
+}
+
+double mean_abs_difference(const std::vector<unsigned char>& a, const unsigned char* b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += std::abs(static_cast<double>(a[i]) - b[i]);
+  return sum / static_cast<double>(a.size());
+}
+
+}  // namespace
+
+// img2img is `ddpm img2img`'s recipe (one noise stream: the image noised to the first timestep,
+// then the sampler), batches continue the stream, and a small strength stays nearer the input.
+TEST(CApi, Img2imgFollowsTheCommandsRecipe) {
+  ModelHandle h(load(kModel, 2));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  const std::vector<unsigned char> image = test_image();
+  ddpm_generate_params p = params(3, 9, "ddim", 10);
+  p.strength = 0.5;
+  std::vector<unsigned char> ours(3 * kPixels);
+  ASSERT_EQ(ddpm_img2img(h.model, &p, image.data(), ours.data()), DDPM_OK) << ddpm_last_error();
+
+  ddpm::DiffusionModel model = ddpm::load_diffusion_model(kModel, 2, ddpm::Precision::fp32);
+  ddpm::SamplerChoice choice;
+  choice.sampler = "ddim";
+  choice.steps = 10;
+  choice.spacing = "trailing";
+  ddpm::SamplerOptions sampler = ddpm::sampler_options(choice, model.dir.scheduler);
+  sampler.strength = 0.5;
+  const std::vector<int64_t> ts = ddpm::sampler_timesteps(model.schedule, sampler);
+  EXPECT_EQ(ts.size(), 5u);
+  ddpm::NoiseRng rng(9, 0);
+  std::vector<float> x0(2 * kPixels), x(2 * kPixels);
+  for (int i = 0; i < 2; ++i) ddpm::to_float(image.data(), kPixels, x0.data() + i * kPixels);
+  ddpm::noise_to_timestep(x.data(), x0.data(), ts.front(), 2 * kPixels, model.schedule, rng);
+  ddpm::run_sampler(model.eps_variance_model(), x.data(), 2, kPixels, model.schedule, sampler, rng);
+  EXPECT_EQ(std::vector<unsigned char>(ours.begin(), ours.begin() + 2 * kPixels), ddpm::to_uint8(x.data(), x.size()));
+
+  p.n = 2;
+  std::vector<unsigned char> two(2 * kPixels), weak(2 * kPixels);
+  ASSERT_EQ(ddpm_img2img(h.model, &p, image.data(), two.data()), DDPM_OK);
+  EXPECT_TRUE(std::equal(two.begin(), two.end(), ours.begin()));
+  p.strength = 0.1;
+  ASSERT_EQ(ddpm_img2img(h.model, &p, image.data(), weak.data()), DDPM_OK);
+  EXPECT_LT(mean_abs_difference(image, weak.data()), mean_abs_difference(image, two.data()));
+  EXPECT_LT(mean_abs_difference(image, weak.data()), 12.0) << "strength 0.1 keeps the image";
+}
+
+// Inpainting the top half: the bottom half of every result is the input's bytes exactly, the top
+// half is new, and two seeds give two different top halves.
+TEST(CApi, InpaintKeepsTheKnownPixelsExactly) {
+  ModelHandle h(load(kModel, 2));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  const std::vector<unsigned char> image = test_image();
+  std::vector<unsigned char> mask(kPixels, 0);
+  std::fill(mask.begin(), mask.begin() + kPixels / 2, 255);
+  ddpm_generate_params p = params(3, 1, "ddpm", 10);
+  p.jump_length = 2;
+  p.jump_n_sample = 2;
+  std::vector<long long> calls;
+  p.user_data = &calls;
+  p.progress = [](long long done, long long, void* user) {
+    static_cast<std::vector<long long>*>(user)->push_back(done);
+    return 0;
+  };
+  std::vector<unsigned char> out(3 * kPixels);
+  ASSERT_EQ(ddpm_inpaint(h.model, &p, image.data(), mask.data(), out.data()), DDPM_OK) << ddpm_last_error();
+  for (int i = 0; i < 3; ++i) {
+    const unsigned char* result = out.data() + i * kPixels;
+    EXPECT_TRUE(std::equal(image.begin() + kPixels / 2, image.end(), result + kPixels / 2)) << "image " << i;
+    EXPECT_FALSE(std::equal(image.begin(), image.begin() + kPixels / 2, result)) << "image " << i;
+  }
+  EXPECT_FALSE(std::equal(out.begin(), out.begin() + kPixels / 2, out.begin() + kPixels));
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back(), 2 * ddpm::repaint_model_calls(10, 2, 2));  // two batches
+}
+
+TEST(CApi, EditingErrorsSayWhatIsWrong) {
+  ModelHandle h(load(kModel, 1));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  const std::vector<unsigned char> image = test_image();
+  std::vector<unsigned char> mask(kPixels, 0), out(kPixels);
+  ddpm_generate_params p = params(1, 0, "ddim", 4);
+  p.strength = 0;
+  expect_message(ddpm_img2img(h.model, &p, image.data(), out.data()), "strength = 0");
+  p.strength = 1.5;
+  expect_message(ddpm_img2img(h.model, &p, image.data(), out.data()), "expected a value in (0, 1]");
+  p.strength = 0.5;
+  expect_message(ddpm_img2img(h.model, &p, nullptr, out.data()), "image is NULL");
+  expect_message(ddpm_inpaint(h.model, &p, image.data(), mask.data(), out.data()), "leave sampler at \"ddpm\"");
+  p = params(1, 0, "ddpm", 4);
+  expect_message(ddpm_inpaint(h.model, &p, image.data(), nullptr, out.data()), "mask is NULL");
+  expect_message(ddpm_inpaint(h.model, &p, image.data(), mask.data(), out.data()), "nothing to inpaint");
+  p.jump_length = 0;
+  mask[0] = 255;
+  expect_message(ddpm_inpaint(h.model, &p, image.data(), mask.data(), out.data()), "jump_length");
 }
