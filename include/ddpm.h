@@ -18,8 +18,11 @@
  * examples/generate.c is a whole program.
  *
  * Errors: a call that fails returns NULL or a status other than DDPM_OK and leaves a message in
- * ddpm_last_error() (per thread) that says what was wrong. A model handle must not be used by two
- * threads at once; separate handles are independent (each holds its own weights and buffers). */
+ * ddpm_last_error() (per thread) that says what was wrong.
+ *
+ * Threads: any thread may call the library, but calls run one at a time (each takes a library-wide
+ * lock for its duration, and itself uses every core through OpenMP); a call from another thread
+ * waits. A progress callback may call back into the library from its own thread. */
 #ifndef DDPM_H
 #define DDPM_H
 
@@ -55,8 +58,8 @@ typedef struct ddpm_load_params {
   const char* device;    /* "cpu" (default) or "cuda" (a build with the CUDA backend and a GPU) */
   double guidance;       /* classifier-free guidance scale W for a class-conditional model; default 1
                             (the conditional model alone); with W != 1 each call runs 2 x batch images */
-  int threads;           /* CPU threads (OpenMP, for the whole process); 0 (default): as the
-                            environment says (OMP_NUM_THREADS, else every core) */
+  int threads;           /* CPU threads for this model's calls (OpenMP); 0 (default): the calling
+                            thread's OpenMP setting (OMP_NUM_THREADS, else every core) */
 } ddpm_load_params;
 
 /* Fills params with the defaults above. */

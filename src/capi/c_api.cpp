@@ -1,12 +1,13 @@
-// The C interface (include/ddpm.h) over the library's generation pipeline
-// (pipeline/diffusion_model.h): every call catches what the library throws and turns it into a
-// status and this thread's last-error message, so no C++ exception crosses into C.
+// The C interface (include/ddpm.h) over the library's generation and editing pipelines
+// (pipeline/): every call holds the library lock, and catches what the library throws and turns it
+// into a status and this thread's last-error message, so no C++ exception crosses into C.
 #include "ddpm.h"
 
 #include <omp.h>
 
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,17 +21,24 @@
 
 struct ddpm_model {
   ddpm::DiffusionModel model;
+  int threads = 0;  // OpenMP threads for this model's calls; 0: the caller's setting
 };
 
 namespace {
 
 thread_local std::string last_error;
 
+// The library's CPU backend shares one oneDNN stream and a registry of primitives between all
+// models, so calls run one at a time; each call uses every core through OpenMP. Recursive: a
+// progress callback may call back into the library.
+std::recursive_mutex library_lock;
+
 // Thrown through the sampler when the progress callback asks to stop.
 struct Cancelled {};
 
 template <typename F>
 ddpm_status guarded(const char* function, F&& body) {
+  const std::lock_guard<std::recursive_mutex> hold(library_lock);
   last_error.clear();
   try {
     body();
@@ -59,6 +67,21 @@ ddpm::Device parse_device_name(const char* name) {
   }
   throw std::invalid_argument("device \"" + s + "\": expected \"cpu\" or \"cuda\"");
 }
+
+// The model's thread count for the duration of a call, then the caller's own setting again
+// (omp_set_num_threads changes the calling thread's default for everything it runs later).
+class ThreadsFor {
+ public:
+  explicit ThreadsFor(const ddpm_model* model) : saved_(omp_get_max_threads()) {
+    if (model != nullptr && model->threads > 0) omp_set_num_threads(model->threads);
+  }
+  ~ThreadsFor() { omp_set_num_threads(saved_); }
+  ThreadsFor(const ThreadsFor&) = delete;
+  ThreadsFor& operator=(const ThreadsFor&) = delete;
+
+ private:
+  int saved_;
+};
 
 // The sampler and classes a call asks for, after checking every parameter against the model.
 struct Request {
@@ -110,6 +133,7 @@ ddpm::SampleProgress progress_of(const ddpm_generate_params* params) {
 // The images' values in [-1, 1] into `out`.
 void generate(ddpm_model* handle, const ddpm_generate_params* params, float* out) {
   const Request request = checked_request(handle, params, out);
+  const ThreadsFor threads(handle);
   ddpm::generate_images(handle->model, params->n, params->seed, request.sampler, out, progress_of(params), nullptr,
                         request.class_labels());
 }
@@ -123,6 +147,7 @@ void edit_image(ddpm_model* handle, const ddpm_generate_params* params, const un
   const int64_t per_item = handle->model.per_item();
   const std::vector<float> values = ddpm::to_float(image, static_cast<size_t>(per_item));
   std::vector<float> out(static_cast<size_t>(params->n * per_item));
+  const ThreadsFor threads(handle);
   edit(request, values.data(), out.data());
   ddpm::to_uint8(out.data(), out.size(), pixels);
 }
@@ -157,17 +182,19 @@ ddpm_model* ddpm_model_load(const char* model_dir, const ddpm_load_params* param
     require(p.guidance == p.guidance, "guidance is NaN");
     const ddpm::Precision precision = ddpm::parse_precision(p.precision ? p.precision : "fp32");
     const ddpm::Device device = parse_device_name(p.device);
-    if (p.threads > 0) omp_set_num_threads(p.threads);
     ddpm::DiffusionModel model = ddpm::load_diffusion_model(model_dir, p.batch, precision, p.guidance, device);
     require(p.guidance == 1.0 || model.dir.unet.num_class_embeds > 0,
             std::string(model_dir) + ": guidance " + std::to_string(p.guidance) +
                 " needs a class-conditional model (this one has no class embedding); use 1");
-    loaded = new ddpm_model{std::move(model)};
+    loaded = new ddpm_model{std::move(model), p.threads};
   });
   return loaded;
 }
 
-void ddpm_model_free(ddpm_model* model) { delete model; }
+void ddpm_model_free(ddpm_model* model) {
+  const std::lock_guard<std::recursive_mutex> hold(library_lock);
+  delete model;
+}
 
 ddpm_status ddpm_model_get_info(const ddpm_model* model, ddpm_model_info* info) {
   return guarded("ddpm_model_get_info", [&] {

@@ -6,11 +6,13 @@
 #include "ddpm.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ddpm/diffusion/editing.h"
@@ -364,4 +366,43 @@ TEST(CApi, EditingErrorsSayWhatIsWrong) {
   p.jump_length = 0;
   mask[0] = 255;
   expect_message(ddpm_inpaint(h.model, &p, image.data(), mask.data(), out.data()), "jump_length");
+}
+
+// Calls from several threads are serialised by the library and give what one thread gets; a
+// model's own thread count applies during its calls only.
+TEST(CApi, ThreadsAndConcurrentCalls) {
+  ModelHandle a(load(kModel, 1)), b(load(kModel, 1));
+  ASSERT_NE(a.model, nullptr) << ddpm_last_error();
+  ASSERT_NE(b.model, nullptr) << ddpm_last_error();
+  const ddpm_generate_params pa = params(1, 11, "ddim", 3), pb = params(1, 12, "dpm-solver++", 3);
+  const std::vector<float> alone_a = generate_float(a.model, pa), alone_b = generate_float(b.model, pb);
+  std::vector<float> together_a(kPixels), together_b(kPixels);
+  ddpm_status status_a = DDPM_ERROR, status_b = DDPM_ERROR;
+  std::thread ta([&] { status_a = ddpm_generate_float(a.model, &pa, together_a.data()); });
+  std::thread tb([&] { status_b = ddpm_generate_float(b.model, &pb, together_b.data()); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(status_a, DDPM_OK);
+  EXPECT_EQ(status_b, DDPM_OK);
+  EXPECT_EQ(together_a, alone_a);
+  EXPECT_EQ(together_b, alone_b);
+
+  ddpm_load_params lp;
+  ddpm_load_params_init(&lp);
+  lp.batch = 1;
+  lp.threads = 1;
+  ModelHandle one(ddpm_model_load(kModel.c_str(), &lp));
+  ASSERT_NE(one.model, nullptr) << ddpm_last_error();
+  const int before = omp_get_max_threads();
+  int seen = 0;
+  ddpm_generate_params p = params(1, 0, "ddim", 2);
+  p.user_data = &seen;
+  p.progress = [](long long, long long, void* user) {
+    *static_cast<int*>(user) = omp_get_max_threads();
+    return 0;
+  };
+  std::vector<float> out(kPixels);
+  ASSERT_EQ(ddpm_generate_float(one.model, &p, out.data()), DDPM_OK) << ddpm_last_error();
+  EXPECT_EQ(seen, 1) << "the model's thread count during its call";
+  EXPECT_EQ(omp_get_max_threads(), before) << "the caller's setting afterwards";
 }
