@@ -1,6 +1,8 @@
 # libddpm.so: the C interface (include/ddpm.h) for programs that embed generation. Only the ddpm_*
 # functions are exported (a version script hides the C++ library, oneDNN's and everything else it
 # pulls in), so a host program's own copies of those libraries cannot clash with ours.
+include(GNUInstallDirs)  # before the install-interface paths below use its variables
+include(CMakePackageConfigHelpers)
 add_library(ddpm_c SHARED src/capi/c_api.cpp)
 set_target_properties(ddpm_c PROPERTIES OUTPUT_NAME ddpm EXPORT_NAME ddpm VERSION ${PROJECT_VERSION}
                                         SOVERSION ${PROJECT_VERSION_MAJOR} INSTALL_RPATH_USE_LINK_PATH ON)
@@ -20,8 +22,6 @@ target_link_libraries(ddpm_generate_example PRIVATE ddpm::ddpm)
 
 # `cmake --install build --prefix PREFIX`: the library, its header, a CMake package (ddpm::ddpm)
 # and a pkg-config file.
-include(GNUInstallDirs)
-include(CMakePackageConfigHelpers)
 install(TARGETS ddpm_c EXPORT ddpmTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES include/ddpm.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT ddpmTargets NAMESPACE ddpm:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ddpm)

@@ -48,6 +48,17 @@ const char* ddpm_version(void);
  * into libddpm from this thread. */
 const char* ddpm_last_error(void);
 
+/* ---- messages ---- */
+
+typedef enum ddpm_log_level { DDPM_LOG_NOTE = 0, DDPM_LOG_WARNING = 1 } ddpm_log_level;
+
+/* Receives the library's notes and warnings (e.g. a config key a model directory leaves out, an
+ * image resized to the model), one line each, without a newline. */
+typedef void (*ddpm_log_callback)(ddpm_log_level level, const char* message, void* user_data);
+
+/* Routes the library's messages to callback (process-wide); NULL restores the default, stderr. */
+void ddpm_set_log_callback(ddpm_log_callback callback, void* user_data);
+
 /* ---- models ---- */
 
 typedef struct ddpm_model ddpm_model;
@@ -68,7 +79,8 @@ void ddpm_load_params_init(ddpm_load_params* params);
 /* Loads a diffusers model directory (MODEL/unet/config.json, MODEL/unet/diffusion_pytorch_model.
  * safetensors, MODEL/scheduler/scheduler_config.json), as written by `ddpm train` or diffusers.
  * params may be NULL (the defaults). Returns NULL on failure (missing or corrupt files, a bad
- * parameter). Notes about what the directory leaves out go to stderr once, as in the CLI. */
+ * parameter). Warnings about what the directory leaves out go to the log (ddpm_set_log_callback),
+ * once per directory. */
 ddpm_model* ddpm_model_load(const char* model_dir, const ddpm_load_params* params);
 
 /* Frees the model; NULL is allowed. */
@@ -104,6 +116,9 @@ typedef struct ddpm_generate_params {
   int clipped_eps;            /* ddim only: re-derive eps from the clipped x0 */
   const int* classes;         /* class-conditional models: n labels, each 0..num_classes-1; NULL
                                  (default): unconditional draws (the null class) */
+  const float* init_noise;    /* ddpm_generate(_float): x_T itself, n x height x width x channels
+                                 floats (the layout of the images); NULL (default): drawn from the
+                                 seed, which then gives only the steps' noise */
   double strength;            /* ddpm_img2img: how far the image is noised, in (0, 1]: 1 ignores it,
                                  small values keep it; default 0.6 */
   int jump_length;            /* ddpm_inpaint: RePaint's resampling jump j; default 10 */

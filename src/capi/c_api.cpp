@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include "ddpm/image/png.h"
 #include "ddpm/kernels/cuda/runtime.h"
 #include "ddpm/kernels/precision.h"
+#include "ddpm/log.h"
 #include "ddpm/pipeline/diffusion_model.h"
 #include "ddpm/pipeline/editing_pipeline.h"
 #include "ddpm/pipeline/sampler_choice.h"
@@ -134,8 +136,11 @@ ddpm::SampleProgress progress_of(const ddpm_generate_params* params) {
 void generate(ddpm_model* handle, const ddpm_generate_params* params, float* out) {
   const Request request = checked_request(handle, params, out);
   const ThreadsFor threads(handle);
-  ddpm::generate_images(handle->model, params->n, params->seed, request.sampler, out, progress_of(params), nullptr,
-                        request.class_labels());
+  if (params->init_noise != nullptr)
+    for (int64_t i = 0, n = params->n * handle->model.per_item(); i < n; ++i)
+      require(std::isfinite(params->init_noise[i]), "init_noise[" + std::to_string(i) + "] is not finite");
+  ddpm::generate_images(handle->model, params->n, params->seed, request.sampler, out, progress_of(params),
+                        params->init_noise, request.class_labels());
 }
 
 // Runs edit(request, image values, out values) and converts the results to bytes.
@@ -168,6 +173,13 @@ void ddpm_load_params_init(ddpm_load_params* params) {
   params->device = "cpu";
   params->guidance = 1.0;
   params->threads = 0;
+}
+
+void ddpm_set_log_callback(ddpm_log_callback callback, void* user_data) {
+  if (callback == nullptr) return ddpm::set_log_sink(nullptr);
+  ddpm::set_log_sink([callback, user_data](ddpm::LogLevel level, const std::string& message) {
+    callback(level == ddpm::LogLevel::note ? DDPM_LOG_NOTE : DDPM_LOG_WARNING, message.c_str(), user_data);
+  });
 }
 
 ddpm_model* ddpm_model_load(const char* model_dir, const ddpm_load_params* params) {

@@ -1,12 +1,12 @@
 // The U-Net's forward pass as a replayed CUDA Graph.
 #include "ddpm/nn/graph_forward.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
 #include "ddpm/kernels/cuda/runtime.h"
+#include "ddpm/log.h"
 
 #ifdef DDPM_HAVE_CUDA
 #include "ddpm/kernels/cuda/ops.h"
@@ -55,8 +55,8 @@ void GraphForward::operator()(const float* x_t, int64_t t, float* eps) {
       m.graph.capture(forward);
       m.graph.replay();
     } catch (const cuda::Error& e) {
-      std::fprintf(stderr, "note: the U-Net's forward pass could not be captured in a CUDA Graph (%s); running "
-                           "without one\n", e.what());
+      log_message(LogLevel::note, std::string("the U-Net's forward pass could not be captured in a CUDA Graph (") +
+                                      e.what() + "); running without one");
       m.graphs_allowed = false;
       forward();
     }

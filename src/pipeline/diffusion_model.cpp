@@ -1,13 +1,13 @@
 #include "ddpm/pipeline/diffusion_model.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <set>
 
 #include "ddpm/diffusion/hybrid_loss.h"
 #include "ddpm/diffusion/noise_rng.h"
 #include "ddpm/image/resize.h"
 #include "ddpm/kernels/concat.h"
+#include "ddpm/log.h"
 #include "device_sampling.h"
 
 namespace ddpm {
@@ -95,7 +95,7 @@ ModelDir open_model_dir(const std::string& path) {
   static std::set<std::string> warned;  // a command may read one model directory twice
   ModelDir dir = read_model_dir(path);
   if (warned.insert(path).second)
-    for (const std::string& line : dir.assumed) std::fprintf(stderr, "warning: %s\n", line.c_str());
+    for (const std::string& line : dir.assumed) log_message(LogLevel::warning, line);
   return dir;
 }
 
@@ -103,15 +103,16 @@ Image read_model_image(const std::string& path, const UNet2DConfig& cfg) {
   const auto name = [](int64_t c) { return std::string(c == 1 ? "1 channel (grey)" : "3 channels (RGB)"); };
   Image image = read_image(path);  // as stored: 1 or 3 channels (alpha dropped)
   if (image.channels != cfg.in_channels) {
-    std::fprintf(stderr, "note: %s has %s but the model takes %s: %s\n", path.c_str(), name(image.channels).c_str(),
-                 name(cfg.in_channels).c_str(),
-                 cfg.in_channels == 1 ? "converted to grey (BT.601 luma)" : "its grey copied into R, G and B");
+    log_message(LogLevel::note, path + " has " + name(image.channels) + " but the model takes " + name(cfg.in_channels) +
+                                    ": " +
+                                    (cfg.in_channels == 1 ? "converted to grey (BT.601 luma)"
+                                                          : "its grey copied into R, G and B"));
     image = read_image(path, cfg.in_channels);
   }
   if (image.height != cfg.sample_height || image.width != cfg.sample_width) {
-    std::fprintf(stderr, "note: %s is %lldx%lld; the model takes %lldx%lld: scaled to cover it, centre cropped\n",
-                 path.c_str(), static_cast<long long>(image.width), static_cast<long long>(image.height),
-                 static_cast<long long>(cfg.sample_width), static_cast<long long>(cfg.sample_height));
+    log_message(LogLevel::note, path + " is " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                                    "; the model takes " + std::to_string(cfg.sample_width) + "x" +
+                                    std::to_string(cfg.sample_height) + ": scaled to cover it, centre cropped");
     image = resize_cover_crop(image, cfg.sample_height, cfg.sample_width);
   }
   return image;

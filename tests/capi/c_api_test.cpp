@@ -406,3 +406,54 @@ TEST(CApi, ThreadsAndConcurrentCalls) {
   EXPECT_EQ(seen, 1) << "the model's thread count during its call";
   EXPECT_EQ(omp_get_max_threads(), before) << "the caller's setting afterwards";
 }
+
+// The library's warnings reach the log callback (not stderr) and NULL restores stderr.
+TEST(CApi, LogCallbackReceivesTheWarnings) {
+  const fs::path dir = fs::temp_directory_path() / "ddpm_capi_log";
+  fs::remove_all(dir);
+  fs::copy(kModel, dir, fs::copy_options::recursive);
+  fs::remove(dir / "scheduler" / "scheduler_config.json");  // DDPMScheduler's defaults are assumed
+  std::vector<std::pair<ddpm_log_level, std::string>> seen;
+  ddpm_set_log_callback(
+      [](ddpm_log_level level, const char* message, void* user) {
+        static_cast<std::vector<std::pair<ddpm_log_level, std::string>>*>(user)->emplace_back(level, message);
+      },
+      &seen);
+  ::testing::internal::CaptureStderr();
+  ModelHandle h(load(dir.string(), 1));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ddpm_set_log_callback(nullptr, nullptr);
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].first, DDPM_LOG_WARNING);
+  EXPECT_NE(seen[0].second.find("scheduler_config.json is missing"), std::string::npos) << seen[0].second;
+  EXPECT_EQ(err, "");
+  fs::remove_all(dir);
+}
+
+// x_T given: with DDIM (eta 0) the seed no longer matters, and the result is the pipeline's with
+// that x_T; a non-finite x_T is refused.
+TEST(CApi, InitNoiseIsUsedAsXT) {
+  ModelHandle h(load(kModel, 2));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  std::vector<float> x_T = ddpm::test::random_normal(2 * kPixels, 21);
+  ddpm_generate_params p = params(2, 1, "ddim", 4);
+  p.init_noise = x_T.data();
+  const std::vector<float> one = generate_float(h.model, p);
+  p.seed = 2;
+  EXPECT_EQ(generate_float(h.model, p), one);
+
+  ddpm::DiffusionModel model = ddpm::load_diffusion_model(kModel, 2, ddpm::Precision::fp32);
+  ddpm::SamplerChoice choice;
+  choice.sampler = "ddim";
+  choice.steps = 4;
+  choice.spacing = "trailing";
+  std::vector<float> expected(one.size());
+  ddpm::generate_images(model, 2, 7, ddpm::sampler_options(choice, model.dir.scheduler), expected.data(), {},
+                        x_T.data());
+  EXPECT_EQ(one, expected);
+
+  x_T[5] = ddpm::test::kNaN;
+  std::vector<float> out(one.size());
+  expect_message(ddpm_generate_float(h.model, &p, out.data()), "init_noise[5] is not finite");
+}
