@@ -16,6 +16,7 @@
 #include "ddpm/io/model_dir.h"
 #include "ddpm/io/npy.h"
 #include "ddpm/nn/unet.h"
+#include "ddpm/parallel/communicator.h"
 #include "class_flags.h"
 #include "ddpm/pipeline/diffusion_model.h"
 #include "device_flag.h"
@@ -154,7 +155,8 @@ int run_sample_command() {
   const std::string made_by = std::to_string(sample.n) + " images from " + sample.model + ": " +
                               describe_sampler(sampler, model.schedule.num_timesteps()) +
                               describe_classes(sample.classes, cfg) + ", seed " + std::to_string(sample.seed) +
-                              ", batch " + std::to_string(batch) + ", " + sample.precision +
+                              ", batch " + std::to_string(batch) + ", " + sample.precision + ", weights " +
+                              model.weights_checksum() +
                               (sample.init_noise.empty() ? "" : ", x_T from " + sample.init_noise);
   write_png(sample.out, make_grid(pixels.data(), sample.n, cfg.sample_height, cfg.sample_width, cfg.in_channels, cols),
             provenance(made_by));
@@ -236,7 +238,9 @@ int run_info_command() {
     TensorList list;
     for (const ParamInfo& p : net.parameters()) list.emplace_back(p.name, p.shape);
     load_model_dir_weights(info.model, cfg, list, weights.data());  // reports NaN/Inf by tensor
-    std::printf("  weights: all %lld finite\n", static_cast<long long>(net.parameter_count()));
+    std::printf("  weights: all %lld finite, checksum %016llx (FNV-1a of the fp32 values; sampled PNGs record it)\n",
+                static_cast<long long>(net.parameter_count()),
+                static_cast<unsigned long long>(checksum(weights.data(), net.parameter_count())));
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "ddpm/pipeline/diffusion_model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "ddpm/diffusion/hybrid_loss.h"
@@ -64,6 +65,13 @@ void DiffusionModel::forward(const float* x_t, float* eps, float* v) {
   }
   const auto w = static_cast<float>(guidance);
   for (int64_t i = 0; i < n; ++i) eps[i] = uncond[i] + w * (eps[i] - uncond[i]);
+}
+
+std::string DiffusionModel::weights_checksum() const {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(checksum(net->params(), net->parameter_count())));
+  return hex;
 }
 
 EpsModel DiffusionModel::eps_model() {

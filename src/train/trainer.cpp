@@ -104,6 +104,12 @@ TrainOptions options_from_json(const json& j, const std::string& run_dir) {
   return o;
 }
 
+std::string hex64(uint64_t v) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(v));
+  return hex;
+}
+
 // "60000 images 28x28x1, hash 0123456789abcdef": what a resume checks its data against. FNV-1a
 // over the pixels and labels, 8 bytes at a time (~20 ms for Fashion-MNIST).
 std::string fingerprint(const Dataset& d) {
@@ -119,10 +125,8 @@ std::string fingerprint(const Dataset& d) {
   };
   mix(d.images.data(), d.images.size());
   mix(d.labels.data(), d.labels.size() * sizeof(int32_t));
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
   return std::to_string(d.n) + " images " + std::to_string(d.height) + "x" + std::to_string(d.width) + "x" +
-         std::to_string(d.channels) + ", hash " + hex;
+         std::to_string(d.channels) + ", hash " + hex64(h);
 }
 
 void validate(const TrainOptions& o) {
@@ -661,7 +665,8 @@ void Trainer::save_samples(const std::string& png_path, int64_t n, uint64_t seed
   while (cols * cols < n) ++cols;
   if (m.cfg.num_class_embeds && n >= m.cfg.class_count() - 1) cols = m.cfg.class_count() - 1;  // a column per class
   const std::string made_by = "training samples at step " + std::to_string(m.step) + " of " + m.opt.out +
-                              ": EMA weights, ddpm, " + std::to_string(m.schedule->num_timesteps()) + " steps, seed " +
+                              ": EMA weights (checksum " + hex64(checksum(m.ema.data(), m.model->parameter_count())) +
+                              "), ddpm, " + std::to_string(m.schedule->num_timesteps()) + " steps, seed " +
                               std::to_string(seed) + ", " + std::to_string(n) + " images";
   write_png(png_path, make_grid(samples.data(), n, m.cfg.sample_height, m.cfg.sample_width, C, cols),
             {{"Software", std::string("ddpm.cpp ") + DDPM_VERSION_STRING}, {"parameters", made_by}});

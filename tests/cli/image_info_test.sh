@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sampled PNGs say what made them: `ddpm sample` writes Software, command and parameters text
-# chunks (also into --out-dir's images), `ddpm info --image` prints them, and every chunk's CRC is
-# what an independent zlib (Python's) computes.
+# chunks (also into --out-dir's images; parameters end with the weights' checksum, which `ddpm info
+# --model` prints too), `ddpm info --image` prints them, and every chunk's CRC is what an
+# independent zlib (Python's) computes.
 #   image_info_test.sh DDPM_BINARY MODEL_DIR
 set -euo pipefail
 ddpm=$1 model=$2
@@ -15,7 +16,11 @@ cat "$work/info.txt"
 grep -q "^  62x32, grey$" "$work/info.txt"
 grep -q "^  Software: ddpm.cpp [0-9.]*$" "$work/info.txt"
 grep -qF "  command: ddpm sample --model $model --n 2 --seed 5 --sampler ddim --steps 3 --spacing trailing --out '$work/my grid.png' --out-dir $work/each" "$work/info.txt"
-grep -qF "  parameters: 2 images from $model: ddim, 3 steps (trailing spacing), eta 0, seed 5, batch 2, fp32" "$work/info.txt"
+grep -qF "  parameters: 2 images from $model: ddim, 3 steps (trailing spacing), eta 0, seed 5, batch 2, fp32, weights " "$work/info.txt"
+# The weights' checksum in the PNG is the one `ddpm info --model` prints for the model.
+checksum=$("$ddpm" info --model "$model" | sed -n 's/.*weights: all [0-9]* finite, checksum \([0-9a-f]\{16\}\) .*/\1/p')
+[ -n "$checksum" ] || { echo "ddpm info --model printed no checksum"; exit 1; }
+grep -q "  parameters: .*, weights $checksum$" "$work/info.txt" || { echo "the PNG does not record checksum $checksum"; exit 1; }
 "$ddpm" info --image "$work/each/000001.png" | grep -qF "parameters: image 1 of 2 images from"
 /usr/bin/python3 - "$work/my grid.png" <<'PY'
 import struct, sys, zlib

@@ -42,6 +42,9 @@ struct DiffusionModel {
   int64_t batch() const { return images_per_call; }
   bool guided() const { return dir.unet.num_class_embeds && guidance != 1.0; }
   int64_t per_item() const;  // values of one image: H·W·C (C: dir.image_channels())
+  // 16 hex digits: FNV-1a 64 of the loaded fp32 weights (parallel/communicator.h's checksum), the
+  // same whatever dtype the file stored; `ddpm info --model` prints it and sampled PNGs record it.
+  std::string weights_checksum() const;
   // ε_θ (and v, for learned_range; otherwise v is left alone) at one timestep for the whole
   // batch, and at a timestep per item; eps_model drops v.
   EpsModel eps_model();
