@@ -15,6 +15,7 @@
 #include "ddpm/io/npy.h"
 #include "ddpm/train/trainer.h"
 #include "ddpm/pipeline/diffusion_model.h"
+#include "ddpm/pipeline/editing_pipeline.h"
 #include "device_flag.h"
 #include "progress.h"
 #include "sampler_flags.h"
@@ -59,25 +60,6 @@ double iou(const std::vector<uint8_t>& predicted, const std::vector<uint8_t>& ta
   return either ? static_cast<double>(both) / static_cast<double>(either) : 1.0;
 }
 
-// Generates one output per condition ([n, H, W, Cc] floats), in batches.
-std::vector<float> translate(DiffusionModel& model, const std::vector<float>& conditions, int64_t n,
-                             const SamplerOptions& sampler, ProgressBar& bar) {
-  const int64_t batch = model.batch(), per_item = model.per_item();
-  const int64_t per_condition = static_cast<int64_t>(conditions.size()) / n;
-  std::vector<float> out(static_cast<size_t>(n * per_item)), x(static_cast<size_t>(batch * per_item));
-  NoiseRng rng(opt.seed, 0);
-  const int64_t steps = static_cast<int64_t>(sampler_timesteps(model.schedule, sampler).size());
-  for (int64_t first = 0; first < n; first += batch) {
-    const int64_t count = std::min(batch, n - first);
-    std::fill(model.condition.begin(), model.condition.end(), 0.0f);  // a short last batch: zero padding
-    std::copy_n(conditions.begin() + first * per_condition, count * per_condition, model.condition.begin());
-    rng.fill_normal(x.data(), batch * per_item);
-    run_sampler(model.eps_variance_model(), x.data(), batch, per_item, model.schedule, sampler, rng,
-                [&](int64_t d, int64_t) { bar.update(first / batch * steps + d); });
-    std::copy_n(x.begin(), count * per_item, out.begin() + first * per_item);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -151,13 +133,14 @@ int run_translate_command() {
   }
   DiffusionModel model = load_diffusion_model(opt.model, std::min(opt.batch, n), parse_precision(opt.precision),
                                               1.0, selected_device());
-  model.condition.assign(static_cast<size_t>(model.batch() * pixels * Cc), 0.0f);
   const SamplerOptions sampler = sampler_options(opt.sampler, model.dir.scheduler);
   std::fprintf(stderr, "translating %lld condition(s) of %s: %s\n", static_cast<long long>(n), what.c_str(),
                describe_sampler(sampler, model.schedule.num_timesteps()).c_str());
   const int64_t steps = static_cast<int64_t>(sampler_timesteps(model.schedule, sampler).size());
   ProgressBar bar("translate", steps * ((n + model.batch() - 1) / model.batch()), "step");
-  const std::vector<float> outputs = translate(model, conditions, n, sampler, bar);
+  std::vector<float> outputs(static_cast<size_t>(n * model.per_item()));
+  translate_images(model, conditions.data(), n, opt.seed, sampler, outputs.data(),
+                   [&](int64_t done, int64_t) { bar.update(done); });
   bar.finish();
   const std::vector<uint8_t> out_pixels = to_uint8(outputs.data(), outputs.size());
   const std::vector<uint8_t> cond_pixels = to_uint8(conditions.data(), conditions.size());

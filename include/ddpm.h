@@ -89,8 +89,8 @@ void ddpm_model_free(ddpm_model* model);
 typedef struct ddpm_model_info {
   int height, width, channels; /* of one generated image */
   int num_classes;             /* class-conditional: the classes (labels 0..num_classes-1); else 0 */
-  int condition_channels;      /* image-conditioned models (ddpm translate) only; ddpm_generate
-                                  refuses them */
+  int condition_channels;      /* image-conditioned models: the condition image's channels (see
+                                  ddpm_translate, which alone runs them); else 0 */
   int num_train_timesteps;     /* T */
   int batch;                   /* as loaded */
   long long parameters;        /* of the U-Net */
@@ -154,6 +154,15 @@ ddpm_status ddpm_img2img(ddpm_model* model, const ddpm_generate_params* params, 
  * every result are the image's exactly. */
 ddpm_status ddpm_inpaint(ddpm_model* model, const ddpm_generate_params* params, const unsigned char* image,
                          const unsigned char* mask, unsigned char* pixels);
+
+/* ---- image-conditioned models (info.condition_channels > 0) ---- */
+
+/* Image-to-image translation (SR3/Palette, `ddpm translate`): one output per condition image.
+ * conditions: params->n images of height x width x condition_channels bytes, each what the model
+ * was trained to take (e.g. a low-resolution image enlarged to the model's size, or the image to
+ * segment). The sampler settings are ddpm_generate's. */
+ddpm_status ddpm_translate(ddpm_model* model, const ddpm_generate_params* params, const unsigned char* conditions,
+                           unsigned char* pixels);
 
 /* Writes n images (the layout of ddpm_generate) as one PNG grid with `columns` columns (0: as
  * square as possible) and 2-pixel gaps, as `ddpm sample --out` does. The file is written to a

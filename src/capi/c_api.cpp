@@ -92,15 +92,22 @@ struct Request {
   const int32_t* class_labels() const { return classes.empty() ? nullptr : classes.data(); }
 };
 
-Request checked_request(ddpm_model* handle, const ddpm_generate_params* params, const void* out) {
+enum class Conditioning { none, image };
+
+Request checked_request(ddpm_model* handle, const ddpm_generate_params* params, const void* out,
+                        Conditioning conditioning = Conditioning::none) {
   require(handle != nullptr, "model is NULL");
   require(params != nullptr, "params is NULL (fill them with ddpm_generate_params_init)");
   require(out != nullptr, "the output buffer is NULL");
   require(params->n > 0, "n = " + std::to_string(params->n) + ": ask for at least one image");
   ddpm::DiffusionModel& model = handle->model;
   const ddpm::UNet2DConfig& cfg = model.dir.unet;
-  require(model.dir.condition_channels() == 0,
-          "this model is image-conditioned (it generates from a condition image): run it with `ddpm translate`");
+  if (conditioning == Conditioning::none)
+    require(model.dir.condition_channels() == 0,
+            "this model is image-conditioned (it generates from a condition image): use ddpm_translate");
+  else
+    require(model.dir.condition_channels() > 0,
+            "this model is not image-conditioned (in_channels = out_channels): use ddpm_generate");
 
   ddpm::SamplerChoice choice;
   choice.sampler = params->sampler ? params->sampler : "ddpm";
@@ -293,6 +300,22 @@ ddpm_status ddpm_inpaint(ddpm_model* model, const ddpm_generate_params* params, 
       ddpm::inpaint_images(model->model, values, keep.data(), params->n, params->seed, request.sampler, repaint, out,
                            request.class_labels(), progress_of(params));
     });
+  });
+}
+
+ddpm_status ddpm_translate(ddpm_model* model, const ddpm_generate_params* params, const unsigned char* conditions,
+                           unsigned char* pixels) {
+  return guarded("ddpm_translate", [&] {
+    const Request request = checked_request(model, params, pixels, Conditioning::image);
+    require(conditions != nullptr, "conditions is NULL");
+    const ddpm::DiffusionModel& m = model->model;
+    const int64_t per_condition = m.dir.unet.sample_height * m.dir.unet.sample_width * m.dir.condition_channels();
+    const std::vector<float> values = ddpm::to_float(conditions, static_cast<size_t>(params->n * per_condition));
+    std::vector<float> out(static_cast<size_t>(params->n * m.per_item()));
+    const ThreadsFor threads(model);
+    ddpm::translate_images(model->model, values.data(), params->n, params->seed, request.sampler, out.data(),
+                           progress_of(params));
+    ddpm::to_uint8(out.data(), out.size(), pixels);
   });
 }
 

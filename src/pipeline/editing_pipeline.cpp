@@ -52,6 +52,29 @@ void img2img_images(DiffusionModel& model, const float* image, int64_t n, uint64
   });
 }
 
+void translate_images(DiffusionModel& model, const float* conditions, int64_t n, uint64_t seed,
+                      const SamplerOptions& sampler, float* out, const SampleProgress& progress) {
+  const int64_t batch = model.batch(), per_item = model.per_item();
+  const UNet2DConfig& cfg = model.dir.unet;
+  const int64_t per_condition = cfg.sample_height * cfg.sample_width * model.dir.condition_channels();
+  model.condition.assign(static_cast<size_t>(batch * per_condition), 0.0f);
+  std::vector<float> x(static_cast<size_t>(batch * per_item));
+  NoiseRng rng(seed, 0);
+  const auto steps = static_cast<int64_t>(sampler_timesteps(model.schedule, sampler).size());
+  const int64_t total = steps * ((n + batch - 1) / batch);
+  for (int64_t first = 0; first < n; first += batch) {
+    const int64_t count = std::min(batch, n - first);
+    std::fill(model.condition.begin(), model.condition.end(), 0.0f);  // a short last batch: zero padding
+    std::copy_n(conditions + first * per_condition, count * per_condition, model.condition.begin());
+    rng.fill_normal(x.data(), batch * per_item);
+    run_sampler(model.eps_variance_model(), x.data(), batch, per_item, model.schedule, sampler, rng,
+                [&](int64_t done, int64_t) {
+                  if (progress) progress(first / batch * steps + done, total);
+                });
+    std::copy_n(x.begin(), count * per_item, out + first * per_item);
+  }
+}
+
 int64_t inpaint_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler,
                       const RepaintOptions& repaint) {
   const auto K = static_cast<int64_t>(sampler_timesteps(model.schedule, repaint_sampler(sampler)).size());

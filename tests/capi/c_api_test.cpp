@@ -22,6 +22,7 @@
 #include "ddpm/nn/unet.h"
 #include "ddpm/nn/unet_config.h"
 #include "ddpm/pipeline/diffusion_model.h"
+#include "ddpm/pipeline/editing_pipeline.h"
 #include "ddpm/pipeline/sampler_choice.h"
 #include "test_support.h"
 
@@ -456,4 +457,52 @@ TEST(CApi, InitNoiseIsUsedAsXT) {
   x_T[5] = ddpm::test::kNaN;
   std::vector<float> out(one.size());
   expect_message(ddpm_generate_float(h.model, &p, out.data()), "init_noise[5] is not finite");
+}
+
+// An image-conditioned model (random weights; 1 image + 1 condition channel): ddpm_translate is
+// the pipeline's translate_images (as `ddpm translate` runs it), one output per condition, and
+// each entry point refuses the other kind of model.
+TEST(CApi, TranslateRunsImageConditionedModels) {
+  ddpm::UNet2DConfig cfg = ddpm::named_unet_config("fmnist-small");
+  cfg.in_channels = 2;  // the noisy image, then the condition
+  const ddpm::UNet2D net(cfg, 1, ddpm::Precision::fp32, false);
+  ddpm::TensorList list;
+  for (const ddpm::ParamInfo& info : net.parameters()) list.emplace_back(info.name, info.shape);
+  const std::vector<float> weights = ddpm::test::random_normal(static_cast<size_t>(net.parameter_count()), 5, 0.05f);
+  const fs::path dir = fs::temp_directory_path() / "ddpm_capi_translate";
+  ddpm::save_model_dir(dir.string(), cfg, ddpm::default_scheduler_config(), list, weights.data());
+
+  ModelHandle h(load(dir.string(), 2));
+  ASSERT_NE(h.model, nullptr) << ddpm_last_error();
+  ddpm_model_info info;
+  ASSERT_EQ(ddpm_model_get_info(h.model, &info), DDPM_OK);
+  EXPECT_EQ(info.channels, 1);
+  EXPECT_EQ(info.condition_channels, 1);
+  std::vector<unsigned char> conditions = test_image();
+  conditions.resize(3 * kPixels);
+  std::fill(conditions.begin() + kPixels, conditions.begin() + 2 * kPixels, 0);
+  std::fill(conditions.begin() + 2 * kPixels, conditions.end(), 255);
+  const ddpm_generate_params p = params(3, 8, "ddim", 3);
+  std::vector<unsigned char> ours(3 * kPixels);
+  ASSERT_EQ(ddpm_translate(h.model, &p, conditions.data(), ours.data()), DDPM_OK) << ddpm_last_error();
+
+  ddpm::DiffusionModel model = ddpm::load_diffusion_model(dir.string(), 2, ddpm::Precision::fp32);
+  ddpm::SamplerChoice choice;
+  choice.sampler = "ddim";
+  choice.steps = 3;
+  choice.spacing = "trailing";
+  const std::vector<float> values = ddpm::to_float(conditions.data(), conditions.size());
+  std::vector<float> expected(3 * kPixels);
+  ddpm::translate_images(model, values.data(), 3, 8, ddpm::sampler_options(choice, model.dir.scheduler),
+                         expected.data());
+  EXPECT_EQ(ours, ddpm::to_uint8(expected.data(), expected.size()));
+  EXPECT_FALSE(std::equal(ours.begin(), ours.begin() + kPixels, ours.begin() + kPixels)) << "conditions matter";
+
+  std::vector<unsigned char> out(kPixels);
+  ddpm_generate_params one = params(1, 0, "ddim", 2);
+  expect_message(ddpm_generate(h.model, &one, out.data()), "image-conditioned");
+  expect_message(ddpm_translate(h.model, &one, nullptr, out.data()), "conditions is NULL");
+  ModelHandle plain(load(kModel, 1));
+  expect_message(ddpm_translate(plain.model, &one, conditions.data(), out.data()), "not image-conditioned");
+  fs::remove_all(dir);
 }

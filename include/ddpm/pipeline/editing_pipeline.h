@@ -1,6 +1,7 @@
 // Editing one image with a loaded model, any number of times, in batches of the model's batch
 // size: image-to-image (SDEdit) and inpainting (RePaint) as `ddpm img2img` and `ddpm inpaint`
-// run them (diffusion/editing.h has the methods). Shared by the CLI and the C interface.
+// run them (diffusion/editing.h has the methods); and image-conditioned generation as `ddpm
+// translate` runs it. Shared by the CLI and the C interface.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,12 @@ void img2img_images(DiffusionModel& model, const float* image, int64_t n, uint64
 void inpaint_images(DiffusionModel& model, const float* image, const float* keep, int64_t n, uint64_t seed,
                     const SamplerOptions& sampler, const RepaintOptions& repaint, float* out,
                     const int32_t* classes = nullptr, const SampleProgress& progress = {});
+
+// Image-conditioned models (SR3/Palette, `ddpm translate`): one output per condition, conditions
+// [n, H, W, condition channels] in [−1, 1], in batches (a short last batch has zero conditions in
+// its padding); x_T and every step's noise from one stream of `seed` across the batches.
+void translate_images(DiffusionModel& model, const float* conditions, int64_t n, uint64_t seed,
+                      const SamplerOptions& sampler, float* out, const SampleProgress& progress = {});
 
 // U-Net calls inpaint_images makes for n images.
 int64_t inpaint_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler,
