@@ -66,6 +66,15 @@ std::vector<float> generate_float(ddpm_model* model, const ddpm_generate_params&
   return out;
 }
 
+// The sampler options of the C calls in these tests (trailing spacing), for the pipeline's side.
+ddpm::SamplerOptions trailing(const ddpm::DiffusionModel& model, const char* sampler, int64_t steps) {
+  ddpm::SamplerChoice choice;
+  choice.sampler = sampler;
+  choice.steps = steps;
+  choice.spacing = "trailing";
+  return ddpm::sampler_options(choice, model.dir.scheduler);
+}
+
 // A call that must fail with DDPM_ERROR (or NULL) and a message holding `needle`.
 void expect_message(ddpm_status status, const std::string& needle) {
   EXPECT_EQ(status, DDPM_ERROR);
@@ -101,12 +110,8 @@ TEST(CApi, GeneratesWhatThePipelineGenerates) {
   const std::vector<float> ours = generate_float(h.model, p);
 
   ddpm::DiffusionModel model = ddpm::load_diffusion_model(kModel, 2, ddpm::Precision::fp32);
-  ddpm::SamplerChoice choice;
-  choice.sampler = "dpm-solver++";
-  choice.steps = 4;
-  choice.spacing = "trailing";
   std::vector<float> expected(ours.size());
-  ddpm::generate_images(model, 3, 7, ddpm::sampler_options(choice, model.dir.scheduler), expected.data());
+  ddpm::generate_images(model, 3, 7, trailing(model, "dpm-solver++", 4), expected.data());
   EXPECT_EQ(ours, expected);
 
   std::vector<unsigned char> pixels(ours.size());
@@ -249,13 +254,9 @@ TEST(CApi, ClassesAndGuidanceOnAClassConditionalModel) {
   const std::vector<float> ours = generate_float(h.model, p);
 
   ddpm::DiffusionModel model = ddpm::load_diffusion_model(dir.string(), 2, ddpm::Precision::fp32, 2.5);
-  ddpm::SamplerChoice choice;
-  choice.sampler = "ddim";
-  choice.steps = 2;
-  choice.spacing = "trailing";
   std::vector<float> expected(ours.size());
   const int32_t labels[3] = {0, 2, 1};
-  ddpm::generate_images(model, 3, 4, ddpm::sampler_options(choice, model.dir.scheduler), expected.data(), {},
+  ddpm::generate_images(model, 3, 4, trailing(model, "ddim", 2), expected.data(), {},
                         nullptr, labels);
   EXPECT_EQ(ours, expected);
   p.classes = nullptr;  // unconditional draws differ from the class-conditional ones
@@ -294,11 +295,7 @@ TEST(CApi, Img2imgFollowsTheCommandsRecipe) {
   ASSERT_EQ(ddpm_img2img(h.model, &p, image.data(), ours.data()), DDPM_OK) << ddpm_last_error();
 
   ddpm::DiffusionModel model = ddpm::load_diffusion_model(kModel, 2, ddpm::Precision::fp32);
-  ddpm::SamplerChoice choice;
-  choice.sampler = "ddim";
-  choice.steps = 10;
-  choice.spacing = "trailing";
-  ddpm::SamplerOptions sampler = ddpm::sampler_options(choice, model.dir.scheduler);
+  ddpm::SamplerOptions sampler = trailing(model, "ddim", 10);
   sampler.strength = 0.5;
   const std::vector<int64_t> ts = ddpm::sampler_timesteps(model.schedule, sampler);
   EXPECT_EQ(ts.size(), 5u);
@@ -445,12 +442,8 @@ TEST(CApi, InitNoiseIsUsedAsXT) {
   EXPECT_EQ(generate_float(h.model, p), one);
 
   ddpm::DiffusionModel model = ddpm::load_diffusion_model(kModel, 2, ddpm::Precision::fp32);
-  ddpm::SamplerChoice choice;
-  choice.sampler = "ddim";
-  choice.steps = 4;
-  choice.spacing = "trailing";
   std::vector<float> expected(one.size());
-  ddpm::generate_images(model, 2, 7, ddpm::sampler_options(choice, model.dir.scheduler), expected.data(), {},
+  ddpm::generate_images(model, 2, 7, trailing(model, "ddim", 4), expected.data(), {},
                         x_T.data());
   EXPECT_EQ(one, expected);
 
@@ -487,13 +480,9 @@ TEST(CApi, TranslateRunsImageConditionedModels) {
   ASSERT_EQ(ddpm_translate(h.model, &p, conditions.data(), ours.data()), DDPM_OK) << ddpm_last_error();
 
   ddpm::DiffusionModel model = ddpm::load_diffusion_model(dir.string(), 2, ddpm::Precision::fp32);
-  ddpm::SamplerChoice choice;
-  choice.sampler = "ddim";
-  choice.steps = 3;
-  choice.spacing = "trailing";
   const std::vector<float> values = ddpm::to_float(conditions.data(), conditions.size());
   std::vector<float> expected(3 * kPixels);
-  ddpm::translate_images(model, values.data(), 3, 8, ddpm::sampler_options(choice, model.dir.scheduler),
+  ddpm::translate_images(model, values.data(), 3, 8, trailing(model, "ddim", 3),
                          expected.data());
   EXPECT_EQ(ours, ddpm::to_uint8(expected.data(), expected.size()));
   EXPECT_FALSE(std::equal(ours.begin(), ours.begin() + kPixels, ours.begin() + kPixels)) << "conditions matter";
