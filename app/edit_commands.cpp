@@ -101,15 +101,7 @@ std::vector<float> keep_weights(const std::string& mask, const UNet2DConfig& cfg
                  static_cast<long long>(W), static_cast<long long>(H));
     m = resize_cover_crop(m, H, W);
   }
-  int64_t holes = 0;
-  for (int64_t p = 0; p < H * W; ++p) {
-    const float k = 1.0f - static_cast<float>(m.pixels[static_cast<size_t>(p)]) / 255.0f;
-    holes += k < 0.5f;
-    for (int64_t c = 0; c < C; ++c) keep[static_cast<size_t>(p * C + c)] = k;
-  }
-  if (holes == 0)
-    throw std::invalid_argument(mask + ": the mask has no white (to be regenerated) pixels: nothing to inpaint");
-  return keep;
+  return keep_from_mask(m.pixels.data(), H * W, C, mask);
 }
 
 }  // namespace

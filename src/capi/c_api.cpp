@@ -139,9 +139,8 @@ ddpm::SampleProgress progress_of(const ddpm_generate_params* params) {
   };
 }
 
-// The images' values in [-1, 1] into `out`.
-void generate(ddpm_model* handle, const ddpm_generate_params* params, float* out) {
-  const Request request = checked_request(handle, params, out);
+// The images' values in [-1, 1] into `out`, for a request already checked.
+void generate(ddpm_model* handle, const ddpm_generate_params* params, const Request& request, float* out) {
   const ThreadsFor threads(handle);
   if (params->init_noise != nullptr)
     for (int64_t i = 0, n = params->n * handle->model.per_item(); i < n; ++i)
@@ -243,14 +242,15 @@ void ddpm_generate_params_init(ddpm_generate_params* params) {
 }
 
 ddpm_status ddpm_generate_float(ddpm_model* model, const ddpm_generate_params* params, float* images) {
-  return guarded("ddpm_generate_float", [&] { generate(model, params, images); });
+  return guarded("ddpm_generate_float",
+                 [&] { generate(model, params, checked_request(model, params, images), images); });
 }
 
 ddpm_status ddpm_generate(ddpm_model* model, const ddpm_generate_params* params, unsigned char* pixels) {
   return guarded("ddpm_generate", [&] {
-    checked_request(model, params, pixels);  // before the buffer below is sized from them
+    const Request request = checked_request(model, params, pixels);  // before the buffer is sized from them
     std::vector<float> images(static_cast<size_t>(params->n * model->model.per_item()));
-    generate(model, params, images.data());
+    generate(model, params, request, images.data());
     ddpm::to_uint8(images.data(), images.size(), pixels);
   });
 }
@@ -275,18 +275,11 @@ ddpm_status ddpm_inpaint(ddpm_model* model, const ddpm_generate_params* params, 
             "inpainting runs RePaint on the ddpm sampler; leave sampler at \"ddpm\"");
     edit_image(model, params, image, pixels, [&](Request& request, const float* values, float* out) {
       require(mask != nullptr, "mask is NULL");
-      require(params->jump_length >= 1 && params->jump_n_sample >= 1, "jump_length and jump_n_sample must be 1 or more");
+      require(params->jump_length >= 1 && params->jump_n_sample >= 1,
+              "jump_length and jump_n_sample must be 1 or more");
       const ddpm::DiffusionModel& m = model->model;
-      const int64_t pixels_per_image = m.dir.unet.sample_height * m.dir.unet.sample_width;
-      const int64_t channels = m.dir.image_channels();
-      std::vector<float> keep(static_cast<size_t>(pixels_per_image * channels));
-      int64_t regenerated = 0;
-      for (int64_t p = 0; p < pixels_per_image; ++p) {
-        const float k = 1.0f - static_cast<float>(mask[p]) / 255.0f;  // white regenerates, as in `ddpm inpaint`
-        regenerated += k < 0.5f;
-        std::fill_n(keep.begin() + p * channels, channels, k);
-      }
-      require(regenerated > 0, "the mask marks no pixel to regenerate (255 = regenerate): nothing to inpaint");
+      const std::vector<float> keep = ddpm::keep_from_mask(
+          mask, m.dir.unet.sample_height * m.dir.unet.sample_width, m.dir.image_channels(), "mask");
       if (params->steps == 0) {
         ddpm::SamplerChoice choice;
         choice.steps = 250;  // RePaint's setting

@@ -1,6 +1,7 @@
 #include "ddpm/pipeline/editing_pipeline.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "ddpm/diffusion/noise_rng.h"
@@ -73,6 +74,19 @@ void translate_images(DiffusionModel& model, const float* conditions, int64_t n,
                 });
     std::copy_n(x.begin(), count * per_item, out + first * per_item);
   }
+}
+
+std::vector<float> keep_from_mask(const uint8_t* mask, int64_t pixels, int64_t channels, const std::string& what) {
+  std::vector<float> keep(static_cast<size_t>(pixels * channels));
+  int64_t regenerated = 0;
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float k = 1.0f - static_cast<float>(mask[p]) / 255.0f;
+    regenerated += k < 0.5f;
+    std::fill_n(keep.begin() + p * channels, channels, k);
+  }
+  if (regenerated == 0)
+    throw std::invalid_argument(what + ": the mask has no white (to be regenerated) pixels: nothing to inpaint");
+  return keep;
 }
 
 int64_t inpaint_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler,

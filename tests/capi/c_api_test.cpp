@@ -75,6 +75,17 @@ ddpm::SamplerOptions trailing(const ddpm::DiffusionModel& model, const char* sam
   return ddpm::sampler_options(choice, model.dir.scheduler);
 }
 
+// A model directory with cfg's architecture and random weights (N(0, 0.05²), seeded), in the temp dir.
+fs::path random_model_dir(const ddpm::UNet2DConfig& cfg, const std::string& name, uint64_t seed) {
+  const ddpm::UNet2D net(cfg, 1, ddpm::Precision::fp32, false);
+  ddpm::TensorList list;
+  for (const ddpm::ParamInfo& info : net.parameters()) list.emplace_back(info.name, info.shape);
+  const std::vector<float> weights = ddpm::test::random_normal(static_cast<size_t>(net.parameter_count()), seed, 0.05f);
+  const fs::path dir = fs::temp_directory_path() / name;
+  ddpm::save_model_dir(dir.string(), cfg, ddpm::default_scheduler_config(), list, weights.data());
+  return dir;
+}
+
 // A call that must fail with DDPM_ERROR (or NULL) and a message holding `needle`.
 void expect_message(ddpm_status status, const std::string& needle) {
   EXPECT_EQ(status, DDPM_ERROR);
@@ -236,12 +247,7 @@ TEST(CApi, CorruptWeightsAreRefusedNamingTheFile) {
 TEST(CApi, ClassesAndGuidanceOnAClassConditionalModel) {
   ddpm::UNet2DConfig cfg = ddpm::named_unet_config("fmnist-small");
   cfg.num_class_embeds = 4;  // classes 0-2 and the null class
-  const ddpm::UNet2D net(cfg, 1, ddpm::Precision::fp32, false);
-  ddpm::TensorList list;
-  for (const ddpm::ParamInfo& info : net.parameters()) list.emplace_back(info.name, info.shape);
-  const std::vector<float> weights = ddpm::test::random_normal(static_cast<size_t>(net.parameter_count()), 3, 0.05f);
-  const fs::path dir = fs::temp_directory_path() / "ddpm_capi_classes";
-  ddpm::save_model_dir(dir.string(), cfg, ddpm::default_scheduler_config(), list, weights.data());
+  const fs::path dir = random_model_dir(cfg, "ddpm_capi_classes", 3);
 
   ModelHandle h(load(dir.string(), 2, 2.5));
   ASSERT_NE(h.model, nullptr) << ddpm_last_error();
@@ -458,12 +464,7 @@ TEST(CApi, InitNoiseIsUsedAsXT) {
 TEST(CApi, TranslateRunsImageConditionedModels) {
   ddpm::UNet2DConfig cfg = ddpm::named_unet_config("fmnist-small");
   cfg.in_channels = 2;  // the noisy image, then the condition
-  const ddpm::UNet2D net(cfg, 1, ddpm::Precision::fp32, false);
-  ddpm::TensorList list;
-  for (const ddpm::ParamInfo& info : net.parameters()) list.emplace_back(info.name, info.shape);
-  const std::vector<float> weights = ddpm::test::random_normal(static_cast<size_t>(net.parameter_count()), 5, 0.05f);
-  const fs::path dir = fs::temp_directory_path() / "ddpm_capi_translate";
-  ddpm::save_model_dir(dir.string(), cfg, ddpm::default_scheduler_config(), list, weights.data());
+  const fs::path dir = random_model_dir(cfg, "ddpm_capi_translate", 5);
 
   ModelHandle h(load(dir.string(), 2));
   ASSERT_NE(h.model, nullptr) << ddpm_last_error();

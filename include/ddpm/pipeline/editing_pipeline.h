@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "ddpm/diffusion/editing.h"
 #include "ddpm/diffusion/sampler.h"
@@ -33,6 +35,11 @@ void inpaint_images(DiffusionModel& model, const float* image, const float* keep
 // its padding); x_T and every step's noise from one stream of `seed` across the batches.
 void translate_images(DiffusionModel& model, const float* conditions, int64_t n, uint64_t seed,
                       const SamplerOptions& sampler, float* out, const SampleProgress& progress = {});
+
+// inpaint_images' keep weights [pixels * channels] from a mask of `pixels` bytes: 255 (white)
+// regenerates, 0 keeps (diffusers' convention), values between blend. Throws
+// std::invalid_argument when no pixel is to be regenerated (`what` names the mask).
+std::vector<float> keep_from_mask(const uint8_t* mask, int64_t pixels, int64_t channels, const std::string& what);
 
 // U-Net calls inpaint_images makes for n images.
 int64_t inpaint_calls(const DiffusionModel& model, int64_t n, const SamplerOptions& sampler,
